@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the project virtual environment in .venv and activates it.
+# The environment is rebuilt only when requirements.txt or setup.py change.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${PPD_VENV:-$repo/.venv}"
+stamp="$venv/.ppd_ros_stamp"
+want="$(cat "$repo/requirements.txt" "$repo/setup.py" "$repo/setup.cfg" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[ppd_ros] building Python environment in $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt" >&2
+  "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo" >&2
+  echo "$want" > "$stamp"
+else
+  echo "[ppd_ros] reusing Python environment in $venv" >&2
+fi
+# shellcheck disable=SC1091
+source "$venv/bin/activate"
