@@ -23,7 +23,6 @@ setup(
     maintainer_email='ppd-ros@example.com',
     description='Pixel-Perfect Depth (PPD) monocular depth and point clouds for ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'depth_node = ppd_ros.node.depth_node:main',
