@@ -1,0 +1,1 @@
+"""Camera geometry in plain numpy (no rclpy): intrinsics, unprojection, PointCloud2 layout."""

@@ -1,0 +1,290 @@
+"""depth_node: RGB images in; relative or metric depth, point clouds, visualisation out.
+
+A thin rclpy adapter over ppd_ros.pipeline.DepthPipeline. Subscription callbacks only hand the
+newest frame to an inference worker thread (LatestFrameSlot), so they never block on the
+model and a slow model drops frames instead of building a backlog.
+
+    ros2 run ppd_ros depth_node --ros-args --params-file config/depth.yaml \
+        -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+
+from ppd_ros.geometry.camera_model import CameraModelError, camera_from_info_fields
+from ppd_ros.messages.compressed_image import compressed_to_rgb
+from ppd_ros.messages.image_encoding import COLOR_ENCODINGS, ImageEncodingError, image_to_rgb
+from ppd_ros.node import message_builders as build
+from ppd_ros.node.diagnostics import depth_node_status
+from ppd_ros.node.frame_statistics import FrameStatistics
+from ppd_ros.node.latest_frame_slot import LatestFrameSlot
+from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
+from ppd_ros.node.throttled_log import ThrottledLog
+from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+from ppd_ros.pipeline.metric_scaler import metric_scaler_for_mode
+from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
+
+NODE_NAME = 'depth_node'
+ERROR_PERIOD_S = 5.0
+
+
+class StartupError(RuntimeError):
+    """The node cannot start (bad parameters, no model); the message says why."""
+
+
+def _image_problem(msg) -> str:
+    """Throttling key of an undecodable image: each kind of problem is reported on its own."""
+    if isinstance(msg, CompressedImage):
+        return 'bad_compressed'
+    if msg.width == 0 or msg.height == 0:
+        return 'zero_size'
+    if msg.encoding not in COLOR_ENCODINGS:
+        return 'bad_encoding'
+    return 'bad_payload'
+
+
+class DepthNode(Node):
+    """Parameters, topics and threading of depth_node; the work is in DepthPipeline."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        try:
+            for spec in PARAMETERS:
+                self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        except Exception as err:  # wrong type or out-of-range override from YAML / CLI
+            raise StartupError(f'invalid parameter: {err}') from err
+        values = {spec.name: self.get_parameter(spec.name).value for spec in PARAMETERS}
+        problem = validate_parameters(values)
+        if problem:
+            raise StartupError(problem)
+        self._values = values
+        s = DepthNodeSettings.from_values(values)
+        # settings and the scaler they imply are replaced together, so a frame never mixes them
+        self._config = (s, metric_scaler_for_mode(s.depth_mode, s.scale))
+        try:
+            predictor = load_predictor_from_paths(
+                s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
+                s.precision, s.num_threads)
+        except ModelUnavailableError as err:
+            raise StartupError(str(err)) from err
+        self._pipeline = DepthPipeline(predictor)
+
+        self._stats = FrameStatistics()
+        self._log = ThrottledLog(ERROR_PERIOD_S)
+        self._slot = LatestFrameSlot()
+        self._camera_info: CameraInfo | None = None
+
+        self._depth_pub = self.create_publisher(Image, 'depth', 1)
+        self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', 1)
+        self._points_pub = self.create_publisher(PointCloud2, 'points', 1)
+        self._colored_pub = self.create_publisher(Image, 'depth/colored', 1)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._outputs = (self._depth_pub, self._info_pub, self._points_pub, self._colored_pub)
+
+        reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == 'reliable'
+                       else ReliabilityPolicy.BEST_EFFORT)
+        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth,
+                               reliability=reliability)
+        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+        if s.image_transport == 'compressed':
+            self._image_sub = self.create_subscription(CompressedImage, 'image/compressed',
+                                                       self._on_image, image_qos)
+        else:
+            self._image_sub = self.create_subscription(Image, 'image', self._on_image, image_qos)
+        self._info_sub = self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
+                                                  info_qos)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._run_worker, name='ppd_inference',
+                                        daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: model {predictor.config.name} on {predictor.device}, depth.mode "
+            f"'{s.depth_mode}', listening on {self._image_sub.topic_name}")
+
+    # --- callbacks (executor thread): cheap, never wait for the model ---
+
+    def _on_image(self, msg) -> None:
+        self._stats.frame_received()
+        if self._idle(self._config[0]):
+            self._stats.frame_skipped_idle()
+            return
+        if self._slot.put(msg):
+            self._stats.frame_dropped()
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        values = dict(self._values)
+        values.update({p.name: p.value for p in params})
+        problem = validate_parameters(values)
+        if problem:
+            return SetParametersResult(successful=False, reason=problem)
+        self._values = values
+        settings = DepthNodeSettings.from_values(values)
+        current, scaler = self._config
+        if (settings.depth_mode, settings.scale) != (current.depth_mode, current.scale):
+            scaler = metric_scaler_for_mode(settings.depth_mode, settings.scale)
+        self._config = (settings, scaler)
+        return SetParametersResult(successful=True)
+
+    def _publish_diagnostics(self) -> None:
+        status = depth_node_status(f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
+                                   self._stats.snapshot(), self._idle(self._config[0]))
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
+
+    # --- inference worker thread ---
+
+    def _run_worker(self) -> None:
+        while True:
+            msg = self._slot.take()
+            if msg is None:
+                return
+            try:
+                self._process(msg)
+            except Exception as err:  # keep the node alive whatever one frame does
+                if not self.context.ok():
+                    return  # shutting down: publishers are going away
+                try:
+                    self._fail('processing',
+                               f'depth processing failed: {type(err).__name__}: {err}')
+                except Exception:  # logging itself failed: still keep the worker
+                    pass
+
+    def _fail(self, key: str, message: str) -> None:
+        """Count a frame that could not be processed, and log why."""
+        self._stats.frame_failed(message)
+        self._error(key, message)
+
+    def _error(self, key: str, message: str) -> None:
+        """Log an error, once per ERROR_PERIOD_S for each key."""
+        suffix = self._log.due(key)
+        if suffix is not None:
+            self.get_logger().error(message + suffix)
+
+    def _warn(self, key: str, message: str) -> None:
+        suffix = self._log.due(key)
+        if suffix is not None:
+            self.get_logger().warning(message + suffix)
+
+    def _idle(self, s: DepthNodeSettings) -> bool:
+        """Lazy mode with nobody subscribed to any output: skip inference."""
+        return s.lazy and not any(p.get_subscription_count() for p in self._outputs)
+
+    @staticmethod
+    def _wanted(publisher, s: DepthNodeSettings) -> bool:
+        return not s.lazy or publisher.get_subscription_count() > 0
+
+    def _decode(self, msg) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return compressed_to_rgb(msg.format, msg.data)
+        return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                            bool(msg.is_bigendian))
+
+    def _camera_for(self, width: int, height: int):
+        """(camera, CameraInfo, problem) for an image of this size; camera None if unusable."""
+        info = self._camera_info
+        if info is None:
+            problem = (f"no CameraInfo received on '{self._info_sub.topic_name}': publishing "
+                       'depth without depth/camera_info and points')
+            self._warn('no_camera_info', problem)
+            return None, None, problem
+        try:
+            camera = camera_from_info_fields(info.k, info.p, info.width, info.height)
+        except CameraModelError as err:
+            problem = f'unusable CameraInfo: {err}; skipping depth/camera_info and points'
+            self._error('camera_info', problem)
+            return None, info, problem
+        if (camera.width, camera.height) != (width, height):
+            problem = (f'image is {width}x{height} but CameraInfo is {camera.width}x'
+                       f'{camera.height}; skipping depth/camera_info and points')
+            self._error('size_mismatch', problem)
+            return None, info, problem
+        return camera, info, None
+
+    def _process(self, msg: Image | CompressedImage) -> None:
+        s, scaler = self._config
+        start = time.perf_counter()
+        try:
+            rgb = self._decode(msg)
+        except ImageEncodingError as err:
+            self._fail(_image_problem(msg), f"bad image on '{self._image_sub.topic_name}': {err}")
+            return
+        camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0])
+        options = PipelineOptions(
+            steps=s.steps, seed=None if s.seed < 0 else s.seed, output_scale=s.output_scale,
+            cloud=self._wanted(self._points_pub, s), cloud_stride=s.cloud_stride,
+            cloud_rgb=s.cloud_rgb, colorize=s.colorize and self._wanted(self._colored_pub, s))
+        decode_s = time.perf_counter() - start
+        result = self._pipeline.process(rgb, camera, options, scaler)
+
+        clock = time.perf_counter()
+        header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
+        if scaler is not None and result.metres is None:
+            self._warn('no_scale', f"depth.mode '{s.depth_mode}' found no metric scale for "
+                       "this frame: publishing no depth and no points")
+        else:
+            if self._wanted(self._depth_pub, s):
+                self._depth_pub.publish(build.depth_image_message(header, result.depth,
+                                                                  s.depth_encoding))
+            if result.camera is not None and self._wanted(self._info_pub, s):
+                self._info_pub.publish(build.camera_info_message(header, result.camera, info))
+            if result.cloud is not None:
+                self._points_pub.publish(build.pointcloud_message(header, result.cloud))
+        if result.colored is not None:
+            self._colored_pub.publish(build.color_image_message(header, result.colored, 'bgr8'))
+        publish_s = time.perf_counter() - clock
+
+        latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9
+        stages = {'decode': decode_s, **result.timings, 'publish': publish_s,
+                  'node total': time.perf_counter() - start}
+        self._stats.frame_processed(stages, latency, problem)
+
+    def destroy_node(self) -> None:
+        self._slot.close()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    try:
+        rclpy.init(args=args)
+    except RuntimeError as err:  # rclpy's RCLError, e.g. malformed --ros-args
+        print(f'{NODE_NAME}: cannot initialise ROS: {err}', file=sys.stderr)
+        return 2
+    node = None
+    try:
+        node = DepthNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except StartupError as err:
+        rclpy.logging.get_logger(NODE_NAME).fatal(str(err))
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

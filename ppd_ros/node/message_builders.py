@@ -1,0 +1,80 @@
+"""numpy outputs of the depth pipeline -> sensor_msgs messages (no cv_bridge).
+
+Large payloads go in as array.array('B'), filled from the numpy buffer with one memcpy.
+Messages carrying them are made with check_fields=True: with field checks on, the generated
+uint8[] setter keeps the given array.array as is, while with checks off it copies it again
+(~6 ms for a 1280x720 xyzrgb cloud); the remaining checks only touch small fields. Lists or
+memoryviews would be converted element by element: never assign those.
+"""
+from __future__ import annotations
+
+import array
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
+from std_msgs.msg import Header
+
+from ppd_ros.geometry.camera_model import PinholeCamera
+from ppd_ros.geometry.pointcloud_layout import PackedCloud
+from ppd_ros.messages.image_encoding import depth_m_to_payload, rgb_to_payload
+
+
+def uint8_array(payload) -> array.array:
+    """Any C-contiguous buffer (bytes, numpy array) as array.array('B'), one copy."""
+    out = array.array('B')
+    out.frombytes(memoryview(payload).cast('B'))
+    return out
+
+
+def image_message(header: Header, height: int, width: int, encoding: str, step: int,
+                  payload) -> Image:
+    msg = Image(header=header, height=height, width=width, encoding=encoding,
+                is_bigendian=0, step=step, check_fields=True)
+    msg.data = payload if isinstance(payload, array.array) else uint8_array(payload)
+    return msg
+
+
+def depth_image_message(header: Header, depth: np.ndarray, encoding: str = '32FC1') -> Image:
+    """32FC1 (NaN invalid) or 16UC1 millimetres (0 invalid), REP 118."""
+    if encoding == '32FC1' and depth.ndim == 2:
+        values = np.ascontiguousarray(depth, dtype='<f4')
+        return image_message(header, depth.shape[0], depth.shape[1], encoding,
+                             4 * depth.shape[1], values)
+    step, payload = depth_m_to_payload(depth, encoding)
+    return image_message(header, depth.shape[0], depth.shape[1], encoding, step, payload)
+
+
+def color_image_message(header: Header, rgb: np.ndarray, encoding: str = 'bgr8') -> Image:
+    """H x W x 3 uint8 RGB as bgr8 or rgb8."""
+    if encoding == 'bgr8' and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # much faster than a numpy channel flip
+        return image_message(header, rgb.shape[0], rgb.shape[1], encoding, 3 * rgb.shape[1], bgr)
+    step, payload = rgb_to_payload(rgb, encoding)
+    return image_message(header, rgb.shape[0], rgb.shape[1], encoding, step, payload)
+
+
+def camera_info_message(header: Header, camera: PinholeCamera,
+                        source: CameraInfo | None = None) -> CameraInfo:
+    """CameraInfo of `camera` (size, K, P); distortion and R are copied from `source`."""
+    msg = CameraInfo(header=header, height=camera.height, width=camera.width)
+    msg.k = camera.k.reshape(-1).tolist()
+    msg.p = camera.p.reshape(-1).tolist()
+    if source is not None:
+        msg.distortion_model = source.distortion_model
+        msg.d = list(source.d)
+        msg.r = list(source.r)
+    else:
+        msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    return msg
+
+
+def pointcloud_message(header: Header, cloud: PackedCloud) -> PointCloud2:
+    """Organized PointCloud2 (is_dense false: invalid points are NaN)."""
+    msg = PointCloud2(header=header, height=cloud.height, width=cloud.width,
+                      is_bigendian=False, point_step=cloud.point_step, row_step=cloud.row_step,
+                      is_dense=False, check_fields=True)
+    msg.fields = [PointField(name=name, offset=offset, datatype=datatype, count=count)
+                  for name, offset, datatype, count in cloud.fields]
+    msg.data = cloud.payload
+    return msg

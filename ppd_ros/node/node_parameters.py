@@ -1,0 +1,166 @@
+"""depth_node's parameters: declarations (with descriptors) and validation.
+
+Read-only parameters are fixed at start-up (model, device, transport, QoS); the others may
+change at run time and are validated together by validate_parameters().
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
+from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
+                                            metric_scaler_for_mode)
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(name=self.name, description=self.description,
+                                read_only=self.read_only)
+        if self.int_range is not None:
+            d.integer_range = [IntegerRange(from_value=self.int_range[0],
+                                            to_value=self.int_range[1], step=1)]
+        if self.float_range is not None:
+            d.floating_point_range = [FloatingPointRange(from_value=self.float_range[0],
+                                                         to_value=self.float_range[1], step=0.0)]
+        if self.choices is not None:
+            d.additional_constraints = 'one of: ' + ', '.join(self.choices)
+        return d
+
+
+PARAMETERS: tuple[ParameterSpec, ...] = (
+    # --- model (read-only) ---
+    ParameterSpec('checkpoint', 'models/tiny_ppd.safetensors',
+                  'ppd_ros .safetensors checkpoint (it carries its model config). Empty: load '
+                  'the official files dit_checkpoint + encoder_checkpoint as `variant`. Relative '
+                  'paths resolve against the package share directory, the source checkout, '
+                  'then the working directory.', read_only=True),
+    ParameterSpec('dit_checkpoint', 'models/ppd.pth',
+                  'Official PPD DiT weights, used when checkpoint is empty.', read_only=True),
+    ParameterSpec('encoder_checkpoint', 'models/depth_anything_v2_vitl.pth',
+                  'Official Depth Anything v2 ViT-L weights, used when checkpoint is empty.',
+                  read_only=True),
+    ParameterSpec('variant', 'large',
+                  'Model variant for the official files (a ppd_ros checkpoint brings its own).',
+                  read_only=True, choices=('tiny', 'small', 'large')),
+    ParameterSpec('device', 'auto', "Torch device: auto (cuda if available), cpu, cuda or "
+                  "cuda:N.", read_only=True),
+    ParameterSpec('precision', 'fp32', 'Inference precision (fp16 / bf16 use autocast).',
+                  read_only=True, choices=('fp32', 'fp16', 'bf16')),
+    ParameterSpec('num_threads', 0, 'CPU threads for torch; 0 keeps the torch default.',
+                  read_only=True, int_range=(0, 256)),
+    # --- input (read-only) ---
+    ParameterSpec('image_transport', 'raw',
+                  "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
+                  "sensor_msgs/CompressedImage (jpeg/png) on 'image/compressed'.",
+                  read_only=True, choices=('raw', 'compressed')),
+    ParameterSpec('qos.reliability', 'best_effort',
+                  'Reliability of the image and camera_info subscriptions.', read_only=True,
+                  choices=('best_effort', 'reliable')),
+    ParameterSpec('qos.depth', 1, 'History depth of the image subscription; 1 keeps only the '
+                  'newest frame.', read_only=True, int_range=(1, 100)),
+    ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
+                  read_only=True, float_range=(0.1, 60.0)),
+    # --- run time ---
+    ParameterSpec('lazy', True, 'Run no inference while nothing subscribes to any output.'),
+    ParameterSpec('steps', 4, 'Diffusion sampling steps per frame (more: slower, finer).',
+                  int_range=(1, 64)),
+    ParameterSpec('seed', 0, 'Seed of the initial noise, the same every frame (steadier '
+                  'output); -1 draws fresh noise per frame.', int_range=(-1, 2**31 - 1)),
+    ParameterSpec('output_scale', 1.0, 'Size of depth, cloud and colored outputs relative to '
+                  'the input image (depth/camera_info is scaled to match).',
+                  float_range=(0.05, 1.0)),
+    ParameterSpec('depth.mode', 'relative',
+                  "relative: 'depth' carries PPD's relative depth (normalised log(1 + d), "
+                  "larger = farther, NOT metres) and no cloud is published. range: metres "
+                  "from the assumed scene range range.near_m .. range.far_m, with clouds. "
+                  "reference: not available yet.", choices=DEPTH_MODES),
+    ParameterSpec('depth.encoding', '32FC1', "32FC1 (NaN invalid) or 16UC1 millimetres "
+                  "(0 invalid; metric modes only).", choices=tuple(DEPTH_ENCODINGS)),
+    ParameterSpec('range.near_m', 0.5, "depth.mode 'range': metres at the prediction's 2nd "
+                  'percentile (the near end of the scene).', float_range=(0.0, 1000.0)),
+    ParameterSpec('range.far_m', 10.0, "depth.mode 'range': metres at the prediction's 98th "
+                  'percentile (the far end of the scene); must exceed range.near_m.',
+                  float_range=(0.01, 10000.0)),
+    ParameterSpec('cloud.stride', 1, 'Keep every n-th row and column in the organized cloud.',
+                  int_range=(1, 32)),
+    ParameterSpec('cloud.rgb', True, "Add the packed 'rgb' field to the cloud."),
+    ParameterSpec('colorize', True, "Publish the colourised depth on 'depth/colored'."),
+)
+
+PARAMETER_NAMES = tuple(p.name for p in PARAMETERS)
+
+
+@dataclass(frozen=True)
+class DepthNodeSettings:
+    """The parameter values of one moment, attribute = parameter name with '.' -> '_'."""
+    checkpoint: str
+    dit_checkpoint: str
+    encoder_checkpoint: str
+    variant: str
+    device: str
+    precision: str
+    num_threads: int
+    image_transport: str
+    qos_reliability: str
+    qos_depth: int
+    diagnostics_period: float
+    lazy: bool
+    steps: int
+    seed: int
+    output_scale: float
+    depth_mode: str
+    depth_encoding: str
+    range_near_m: float
+    range_far_m: float
+    cloud_stride: int
+    cloud_rgb: bool
+    colorize: bool
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> DepthNodeSettings:
+        return cls(**{f.name: values[_param_name(f.name)] for f in fields(cls)})
+
+    @property
+    def scale(self) -> ScaleSettings:
+        return ScaleSettings(self.range_near_m, self.range_far_m)
+
+
+def _param_name(attribute: str) -> str:
+    for name in PARAMETER_NAMES:
+        if name.replace('.', '_') == attribute:
+            return name
+    raise KeyError(attribute)
+
+
+_DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
+
+
+def validate_parameters(values: Mapping[str, Any]) -> str | None:
+    """Why this combination of parameter values is invalid, or None if it is fine."""
+    for spec in PARAMETERS:
+        if spec.choices is not None and values[spec.name] not in spec.choices:
+            return (f"parameter '{spec.name}' is '{values[spec.name]}'; expected one of "
+                    f"{', '.join(spec.choices)}")
+    if not _DEVICE.match(values['device']):
+        return f"parameter 'device' is '{values['device']}'; expected auto, cpu, cuda or cuda:N"
+    try:
+        metric_scaler_for_mode(values['depth.mode'],
+                               ScaleSettings(values['range.near_m'], values['range.far_m']))
+    except DepthModeError as err:
+        return str(err)
+    if values['depth.encoding'] == '16UC1' and values['depth.mode'] == 'relative':
+        return "depth.encoding 16UC1 (millimetres) needs a metric depth.mode, not 'relative'"
+    return None

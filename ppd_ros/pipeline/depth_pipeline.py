@@ -1,0 +1,118 @@
+"""One RGB frame -> depth image, optional metric point cloud and colourised depth.
+
+    rgb --predictor--> relative depth (input size) --scaler--> metres (metric modes only)
+        --resize to output size--> depth --unproject--> organized cloud (metric + camera)
+                                         --colorize--> RGB visualisation
+
+Used by depth_node and by the evaluation tools; no rclpy.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ppd_ros.geometry.camera_model import PinholeCamera
+from ppd_ros.geometry.colorize import colorize_depth
+from ppd_ros.geometry.pointcloud_layout import CloudBuffer, PackedCloud
+from ppd_ros.geometry.unproject import decimated_shape, unproject
+from ppd_ros.pipeline.metric_scaler import MetricScaler
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    steps: int = 4
+    seed: int | None = 0          # None: fresh noise every frame
+    output_scale: float = 1.0     # output size relative to the input image
+    cloud: bool = True            # build a cloud when the depth is metric and a camera is known
+    cloud_stride: int = 1
+    cloud_rgb: bool = True
+    colorize: bool = True
+
+
+@dataclass
+class DepthFrame:
+    """Outputs of one frame, all at the output size (input size x output_scale)."""
+    relative: np.ndarray               # float32 relative depth, larger = farther
+    metres: np.ndarray | None          # float32 metres (NaN invalid) in a metric mode
+    camera: PinholeCamera | None       # intrinsics of the output size
+    cloud: PackedCloud | None          # depth_image_proc layout, from `metres` only
+    colored: np.ndarray | None         # H x W x 3 uint8 RGB visualisation of the depth
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def depth(self) -> np.ndarray:
+        """What the `depth` topic carries: metres when metric, otherwise relative depth."""
+        return self.relative if self.metres is None else self.metres
+
+
+def output_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """(width, height) of an output scaled by `scale`, at least 1 x 1."""
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resize_nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-pixel resize with centred sampling (never blends depths across edges)."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+class DepthPipeline:
+    """Runs a predictor (see ppd_ros.model.load_predictor) plus the geometry on each frame."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+
+    def process(self, rgb: np.ndarray, camera: PinholeCamera | None = None,
+                options: PipelineOptions = PipelineOptions(),
+                scaler: MetricScaler | None = None) -> DepthFrame:
+        """`camera` must describe the rgb image's size; clouds need it and a metric scaler."""
+        height, width = rgb.shape[:2]
+        if camera is not None and (camera.width, camera.height) != (width, height):
+            raise ValueError(f'camera is {camera.width}x{camera.height} but the image is '
+                             f'{width}x{height}')
+        start = time.perf_counter()
+        pred = self.predictor.predict(rgb, steps=options.steps, seed=options.seed)
+        timings = {k: v for k, v in pred.timings.items() if k != 'total'}
+        relative = pred.depth
+
+        clock = time.perf_counter()
+        metres = scaler.to_metres(relative) if scaler is not None else None
+        timings['metric'] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        out_w, out_h = output_size(width, height, options.output_scale)
+        relative = resize_nearest(relative, out_w, out_h)
+        if metres is not None:
+            metres = resize_nearest(metres, out_w, out_h)
+        out_camera = camera.scaled_to(out_w, out_h) if camera is not None else None
+        timings['resize'] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        cloud = None
+        if options.cloud and metres is not None and out_camera is not None:
+            cloud = self._cloud(metres, out_camera, rgb, options)
+        timings['cloud'] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        colored = None
+        if options.colorize:
+            colored = colorize_depth(relative if metres is None else metres)
+        timings['colorize'] = time.perf_counter() - clock
+        timings['total'] = time.perf_counter() - start
+        return DepthFrame(relative, metres, out_camera, cloud, colored, timings)
+
+    @staticmethod
+    def _cloud(metres: np.ndarray, camera: PinholeCamera, rgb: np.ndarray,
+               options: PipelineOptions) -> PackedCloud:
+        stride = options.cloud_stride
+        buf = CloudBuffer(*decimated_shape(camera.height, camera.width, stride),
+                          with_rgb=options.cloud_rgb)
+        unproject(metres, camera, stride, out=buf.xyz)
+        if options.cloud_rgb:
+            colours = resize_nearest(rgb, camera.width, camera.height)
+            buf.set_rgb(colours[::stride, ::stride])
+        return buf.packed()

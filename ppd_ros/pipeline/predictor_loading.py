@@ -1,0 +1,48 @@
+"""Load the depth predictor from parameter-style paths, with one clear error when impossible."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
+
+
+class ModelUnavailableError(RuntimeError):
+    """The weights are missing or unusable; the message says which file and how to get it."""
+
+
+def _require(path: str, what: str) -> Path:
+    resolved = resolve_package_path(path)
+    if resolved is None:
+        looked = ', '.join(str(p) for p in candidate_paths(path))
+        raise ModelUnavailableError(
+            f"{what} '{path}' not found (looked in: {looked}). Download the weights with the "
+            f"`ppd-fetch` helper, or point the '{what}' parameter at an existing file.")
+    return resolved
+
+
+def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
+                              variant: str = 'large', device: str = 'auto',
+                              precision: str = 'fp32', num_threads: int = 0):
+    """A DepthPredictor from a ppd_ros checkpoint, or (checkpoint empty) the official files.
+
+    Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
+    """
+    if checkpoint:
+        paths = {'checkpoint': _require(checkpoint, 'checkpoint')}
+    else:
+        paths = {'dit_checkpoint': _require(dit_checkpoint, 'dit_checkpoint'),
+                 'encoder_checkpoint': _require(encoder_checkpoint, 'encoder_checkpoint')}
+    import torch
+
+    from ppd_ros.model import CheckpointError, load_predictor
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    try:
+        if checkpoint:
+            return load_predictor(str(paths['checkpoint']), device=device, precision=precision)
+        return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),
+                              encoder_checkpoint=str(paths['encoder_checkpoint']),
+                              variant=variant, device=device, precision=precision)
+    except (CheckpointError, OSError, ValueError) as err:
+        files = ', '.join(str(p) for p in paths.values())
+        raise ModelUnavailableError(f'cannot load the depth model from {files}: {err}') from err

@@ -1,0 +1,126 @@
+"""DepthPipeline with the real tiny model (random weights): outputs, scaling, metric clouds."""
+import numpy as np
+import pytest
+
+from ppd_ros.geometry.camera_model import camera_from_info_fields
+from ppd_ros.geometry.pointcloud_layout import decode_cloud
+from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions, output_size
+from ppd_ros.pipeline.metric_scaler import (DepthModeError, RangeScaler, ScaleSettings,
+                                            metric_scaler_for_mode)
+
+W, H = 160, 120
+K = [100.0, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]
+P = K[:3] + [0.0] + K[3:6] + [0.0] + K[6:] + [0.0]
+
+
+@pytest.fixture(scope='module')
+def pipeline():
+    from ppd_ros.model import DepthPredictor, build_model
+    import torch
+    torch.manual_seed(0)
+    return DepthPipeline(DepthPredictor(build_model('tiny'), device='cpu'))
+
+
+@pytest.fixture(scope='module')
+def rgb():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+class PlaneAt2m:
+    """A metric scaler for the test: every pixel 2 m away."""
+
+    def to_metres(self, relative):
+        return np.full(relative.shape, 2.0, np.float32)
+
+
+class NotReady:
+    def to_metres(self, relative):
+        return None
+
+
+def _camera():
+    return camera_from_info_fields(K, P, W, H)
+
+
+def test_relative_mode_gives_depth_and_colour_but_no_cloud(pipeline, rgb):
+    frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=2))
+    assert frame.depth.shape == (H, W) and frame.depth.dtype == np.float32
+    assert np.all(np.isfinite(frame.depth))
+    assert frame.metres is None and frame.cloud is None
+    assert frame.colored.shape == (H, W, 3) and frame.colored.dtype == np.uint8
+    assert {'preprocess', 'semantics', 'dit', 'postprocess', 'cloud', 'colorize',
+            'total'} <= set(frame.timings)
+
+
+def test_fixed_seed_is_reproducible(pipeline, rgb):
+    a = pipeline.process(rgb, None, PipelineOptions(steps=1, seed=3, colorize=False))
+    b = pipeline.process(rgb, None, PipelineOptions(steps=1, seed=3, colorize=False))
+    np.testing.assert_array_equal(a.depth, b.depth)
+
+
+def test_metric_scaler_output_becomes_an_organized_cloud(pipeline, rgb):
+    frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=1, cloud_stride=2),
+                             PlaneAt2m())
+    np.testing.assert_array_equal(frame.depth, 2.0)
+    cloud = frame.cloud
+    assert (cloud.height, cloud.width, cloud.point_step) == (H // 2, W // 2, 32)
+    xyz, colours = decode_cloud(cloud.fields, cloud.point_step, cloud.height, cloud.width,
+                                cloud.data)
+    np.testing.assert_allclose(xyz[..., 2], 2.0)
+    np.testing.assert_allclose(xyz[0, 0, :2], [(0 - 79.5) * 2 / 100, (0 - 59.5) * 2 / 100],
+                               atol=1e-6)
+    np.testing.assert_array_equal(colours, rgb[::2, ::2])
+
+
+def test_no_camera_means_no_cloud(pipeline, rgb):
+    frame = pipeline.process(rgb, None, PipelineOptions(steps=1), PlaneAt2m())
+    assert frame.metres is not None and frame.cloud is None and frame.camera is None
+
+
+def test_scaler_without_scale_gives_no_metres_and_no_cloud(pipeline, rgb):
+    frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=1), NotReady())
+    assert frame.metres is None and frame.cloud is None
+
+
+def test_output_scale_resizes_outputs_and_intrinsics(pipeline, rgb):
+    frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=1, output_scale=0.5,
+                                                             cloud_rgb=False), PlaneAt2m())
+    assert frame.depth.shape == (H // 2, W // 2) and frame.colored.shape == (H // 2, W // 2, 3)
+    assert (frame.camera.width, frame.camera.height) == (W // 2, H // 2)
+    assert frame.camera.fx == pytest.approx(50.0)
+    assert frame.camera.cx == pytest.approx((79.5 + 0.5) * 0.5 - 0.5)
+    assert frame.cloud.point_step == 16 and frame.cloud.width == W // 2
+    assert output_size(641, 481, 0.5) == (320, 240)
+
+
+def test_camera_of_another_size_is_rejected(pipeline, rgb):
+    with pytest.raises(ValueError, match='160x120'):
+        pipeline.process(rgb, camera_from_info_fields(K, P, 320, 240), PipelineOptions(steps=1))
+
+
+def test_depth_modes():
+    assert metric_scaler_for_mode('relative') is None
+    assert isinstance(metric_scaler_for_mode('range', ScaleSettings(1.0, 4.0)), RangeScaler)
+    with pytest.raises(DepthModeError, match='near_m < far_m'):
+        metric_scaler_for_mode('range', ScaleSettings(4.0, 1.0))
+    with pytest.raises(DepthModeError, match='not provided'):
+        metric_scaler_for_mode('reference')
+    with pytest.raises(DepthModeError, match='unknown'):
+        metric_scaler_for_mode('metres')
+
+
+def test_range_mode_maps_percentiles_to_near_and_far(pipeline, rgb):
+    frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=1),
+                             RangeScaler(1.0, 4.0))
+    p2, p98 = np.percentile(frame.metres, [2, 98])
+    assert p2 == pytest.approx(1.0, rel=0.05) and p98 == pytest.approx(4.0, rel=0.05)
+    # larger relative depth = farther
+    order = np.argsort(frame.relative.ravel())
+    assert np.all(np.diff(frame.metres.ravel()[order]) >= -1e-5)
+    assert frame.cloud is not None and frame.cloud.height == H
+
+
+def test_range_mode_without_spread_gives_no_scale():
+    flat = np.full((8, 8), 0.3, np.float32)
+    assert RangeScaler(1.0, 4.0).to_metres(flat) is None
