@@ -1,0 +1,72 @@
+"""Resolve and check the evaluation topics of a bag: colour image, GT depth, camera info.
+
+The image topic may be given as the raw topic while the bag holds only its image_transport
+'/compressed' sibling (or the other way round); the message type decides how it is decoded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ppd_ros.bag.reader import MissingTopicError
+from ppd_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
+
+#: --camera-info-topic value that picks the image topic's sibling 'camera_info' if it exists.
+AUTO = 'auto'
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
+
+
+class TopicTypeError(ValueError):
+    """A topic exists but carries a message type the evaluation cannot use."""
+
+
+@dataclass(frozen=True)
+class EvalTopics:
+    image: str
+    image_type: str            # sensor_msgs/msg/Image or sensor_msgs/msg/CompressedImage
+    gt: str | None
+    gt_type: str | None
+    info: str | None
+
+    @property
+    def compressed(self) -> bool:
+        return self.image_type == COMPRESSED_IMAGE
+
+
+def _image_topic(available: dict[str, str], topic: str) -> str:
+    if topic in available:
+        return topic
+    if topic + '/compressed' in available:
+        return topic + '/compressed'
+    if topic.endswith('/compressed') and topic[:-len('/compressed')] in available:
+        return topic[:-len('/compressed')]
+    return topic
+
+
+def _sibling_camera_info(available: dict[str, str], image_topic: str) -> str | None:
+    base = image_topic[:-len('/compressed')] if image_topic.endswith('/compressed') else image_topic
+    candidate = base.rsplit('/', 1)[0] + '/camera_info'
+    return candidate if available.get(candidate) == CAMERA_INFO else None
+
+
+def resolve_topics(available: dict[str, str], bag: Path, image: str, gt: str | None,
+                   info: str | None) -> EvalTopics:
+    """Check the topics against the bag's {topic: type}; MissingTopicError lists what exists.
+
+    info 'auto': the camera_info beside the image topic when the bag has it, else none.
+    """
+    image = _image_topic(available, image)
+    info_topic = _sibling_camera_info(available, image) if info == AUTO else info
+    missing = [t for t in (image, gt, info_topic) if t is not None and t not in available]
+    if missing:
+        raise MissingTopicError(missing, available, bag)
+    if available[image] not in IMAGE_TYPES:
+        raise TopicTypeError(f"image topic '{image}' carries {available[image]}; expected "
+                             f"{' or '.join(IMAGE_TYPES)}")
+    if gt is not None and available[gt] not in IMAGE_TYPES:
+        raise TopicTypeError(f"depth topic '{gt}' carries {available[gt]}; expected a "
+                             f"16UC1 (mm) or 32FC1 (m) {IMAGE}")
+    if info_topic is not None and available[info_topic] != CAMERA_INFO:
+        raise TopicTypeError(f"camera info topic '{info_topic}' carries "
+                             f"{available[info_topic]}; expected {CAMERA_INFO}")
+    return EvalTopics(image, available[image], gt, available[gt] if gt else None, info_topic)

@@ -1,0 +1,273 @@
+"""Live evaluation: play a bag into depth_node, record its outputs, report latency and accuracy.
+
+    [--launch-node: spawn depth_node in <node-namespace>, remapped to the bag's topics]
+    publish each selected frame (camera info, then image; /clock first with --sim-time)
+        at --rate Hz or following the bag stamps
+    record <ns>/depth, <ns>/depth/camera_info, <ns>/points until every frame has its depth
+        or nothing arrived for --settle seconds
+    -> live_frames.csv, live_summary.json, live_bag/, live_metrics.png (+ live_node.log)
+
+Without --sim-time each frame is restamped with the wall time at publishing; with it the bag
+stamps are kept. Accuracy assumes the node publishes relative depth (depth.mode relative)
+and scores it exactly like offline mode (RANSAC-log / LSQ alignment to the bag's GT).
+rclpy is imported only when live mode runs.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+from ppd_ros.bag.message_builders import header_msg
+from ppd_ros.bag.typestore import typestore
+from ppd_ros.bag.writer import BagWriter
+from ppd_ros.evaluation.bag_frames import (FrameDecodeError, decode_gt, decode_rgb,
+                                           iter_frames)
+from ppd_ros.evaluation.dds_environment import large_message_profile
+from ppd_ros.evaluation.eval_input import EvalInput, open_input
+from ppd_ros.evaluation.eval_settings import LiveSettings, resolve_storage
+from ppd_ros.evaluation.frame_camera import camera_at_size
+from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS, empty_metrics, evaluate_frame
+from ppd_ros.evaluation.frame_results import FailedFrame, format_value
+from ppd_ros.evaluation.latency import latency_stats, rate_hz
+from ppd_ros.evaluation.live_outputs import (NodeOutput, PublishedFrame, float_image,
+                                             latency_s, match_outputs)
+from ppd_ros.evaluation.node_process import DepthNodeProcess, depth_node_command
+from ppd_ros.evaluation.output_bag import OutputTopics
+from ppd_ros.evaluation.report_figures import Panel, metric_panels, plot_over_time
+from ppd_ros.evaluation.summary import metric_means, write_json
+from ppd_ros.geometry.camera_model import CameraModelError
+from ppd_ros.messages.image_encoding import ImageEncodingError
+
+log = logging.getLogger('ppd_ros.evaluation')
+
+CSV_FILE = 'live_frames.csv'
+SUMMARY_FILE = 'live_summary.json'
+BAG_DIR = 'live_bag'
+PLOT_FILE = 'live_metrics.png'
+NODE_LOG = 'live_node.log'
+CSV_COLUMNS = ('index', 'stamp_ns', 'sent_stamp_ns', 'sent_wall_ns', 'received',
+               'latency_s') + METRIC_COLUMNS
+#: Pause after the node is connected, so that it also sees our subscriptions (lazy nodes).
+DISCOVERY_SETTLE_S = 1.0
+
+
+class NodeFailedError(RuntimeError):
+    """The depth node did not come up or died during the run."""
+
+
+def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
+    model = settings.model
+    files = model.resolved_weight_files()
+    params = {'checkpoint': str(files.get('checkpoint', '')),
+              'dit_checkpoint': str(files.get('dit_checkpoint', model.dit_checkpoint)),
+              'encoder_checkpoint': str(files.get('encoder_checkpoint',
+                                                  model.encoder_checkpoint)),
+              'variant': model.variant, 'device': model.device, 'precision': model.precision,
+              'num_threads': model.num_threads, 'steps': model.steps, 'seed': model.seed,
+              'image_transport': 'compressed' if source.topics.compressed else 'raw',
+              'lazy': False}
+    if settings.sim_time:
+        params['use_sim_time'] = True
+    topics = source.topics
+    remaps = ({'image/compressed': topics.image} if topics.compressed
+              else {'image': topics.image})
+    if topics.info:
+        remaps['camera_info'] = topics.info
+    return depth_node_command(settings.node_namespace, remaps, params, settings.node_params)
+
+
+def _serialized(msg, stamp: int) -> bytes:
+    """CDR bytes of a rosbags message with its header stamp replaced."""
+    msg = dataclasses.replace(msg, header=header_msg(stamp, msg.header.frame_id))
+    return bytes(typestore().serialize_cdr(msg, msg.__msgtype__))
+
+
+def _wait_connected(session, node: DepthNodeProcess | None, timeout_s: float,
+                    depth_topic: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not session.connected():
+        if node is not None and not node.alive():
+            raise NodeFailedError(f'depth_node exited during start-up:\n{node.log_tail()}')
+        if time.monotonic() > deadline:
+            tail = f':\n{node.log_tail()}' if node is not None else ''
+            raise NodeFailedError(f'no depth node connected to the bag topics within '
+                                  f'{timeout_s:.0f} s (expected one publishing '
+                                  f'{depth_topic}){tail}')
+        time.sleep(0.05)
+    time.sleep(DISCOVERY_SETTLE_S)
+
+
+def _play(session, source: EvalInput, settings: LiveSettings, node: DepthNodeProcess | None
+          ) -> tuple[list[PublishedFrame], list[FailedFrame]]:
+    published, corrupt = [], []
+    start_wall = first_stamp = None
+    for frame in iter_frames(source.bag, source.topics, source.index, source.selected):
+        try:
+            decode_rgb(frame)
+        except FrameDecodeError as err:
+            log.warning('frame %d not published: %s', frame.index, err)
+            corrupt.append(FailedFrame(frame.index, frame.stamp_ns, str(err)))
+            continue
+        if start_wall is None:
+            start_wall, first_stamp = time.monotonic(), frame.stamp_ns
+        offset = (len(published) / settings.rate_hz if settings.rate_hz > 0
+                  else (frame.stamp_ns - first_stamp) * 1e-9)
+        time.sleep(max(0.0, start_wall + offset - time.monotonic()))
+        stamp = frame.stamp_ns if settings.sim_time else time.time_ns()
+        info = frame.camera_info
+        sent = session.publish(_serialized(frame.image_msg, stamp),
+                               _serialized(info.msg, stamp) if info is not None else None,
+                               stamp if settings.sim_time else None)
+        published.append(PublishedFrame(frame.index, frame.stamp_ns, stamp, sent))
+        if node is not None and not node.alive():
+            raise NodeFailedError(f'depth_node exited during the run:\n{node.log_tail()}')
+    return published, corrupt
+
+
+def _wait_for_outputs(session, expected: int, settle_s: float,
+                      node: DepthNodeProcess | None) -> None:
+    last_publish = time.time_ns()
+    while session.depth_count() < expected:
+        quiet_since = max(last_publish, session.last_receive_ns())
+        if time.time_ns() - quiet_since > settle_s * 1e9:
+            return
+        if node is not None and not node.alive():
+            return
+        time.sleep(0.05)
+
+
+def _score(source: EvalInput, settings: LiveSettings, outputs: dict[int, NodeOutput]
+           ) -> dict[int, dict]:
+    """Metrics of every received depth against the bag's GT (second pass over the bag)."""
+    scores = {}
+    if source.topics.gt is None:
+        return scores
+    for frame in iter_frames(source.bag, source.topics, source.index, outputs):
+        try:
+            gt = decode_gt(frame)
+            relative = float_image(outputs[frame.index].depth)
+            camera = None
+            if gt is not None and frame.camera_info is not None:
+                camera = camera_at_size(frame.camera_info.fields, gt.shape[1], gt.shape[0])
+            scores[frame.index] = evaluate_frame(relative, gt, camera.model if camera else None,
+                                                 settings.edge).metrics
+        except (FrameDecodeError, ImageEncodingError, CameraModelError, ValueError) as err:
+            log.warning('frame %d not scored: %s', frame.index, err)
+    return scores
+
+
+def _write_bag(path: Path, storage: str, topics: OutputTopics, published: list[PublishedFrame],
+               outputs: dict[int, NodeOutput]) -> dict[str, int]:
+    """The received outputs, restamped with the frames' bag stamps, at those bag times."""
+    if path.exists():
+        shutil.rmtree(path)
+    with BagWriter(path, storage) as bag:
+        bag.set_custom_data('ppd_ros.eval.live', 'outputs of depth_node, restamped with the '
+                            'input frames\' bag stamps')
+        for frame in published:
+            output = outputs.get(frame.index)
+            if output is None:
+                continue
+            for topic, msg in ((topics.depth, output.depth),
+                               (topics.camera_info, output.camera_info),
+                               (topics.points, output.points)):
+                if msg is not None:
+                    restamped = dataclasses.replace(
+                        msg, header=header_msg(frame.bag_stamp_ns, msg.header.frame_id))
+                    bag.write(topic, restamped, frame.bag_stamp_ns)
+        counts = dict(bag.counts)
+    return counts
+
+
+def _rows(published, outputs, scores, sim_time) -> list[dict]:
+    rows = []
+    for frame in published:
+        output = outputs.get(frame.index)
+        rows.append({'index': frame.index, 'stamp_ns': frame.bag_stamp_ns,
+                     'sent_stamp_ns': frame.sent_stamp_ns, 'sent_wall_ns': frame.sent_wall_ns,
+                     'received': output is not None,
+                     'latency_s': latency_s(frame, output, sim_time) if output else math.nan,
+                     **scores.get(frame.index, empty_metrics())})
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, 'w', newline='') as handle:
+        writer = csv.writer(handle, lineterminator='\n')
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([format_value(k, row[k]) if k not in ('sent_stamp_ns', 'sent_wall_ns')
+                             else str(row[k]) for k in CSV_COLUMNS])
+
+
+def run_live(settings: LiveSettings) -> dict:
+    """Run, write every output, return the summary (also written to live_summary.json)."""
+    source = open_input(settings.input)
+    out = settings.output.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    topics = OutputTopics.under(settings.node_namespace)
+    command = _node_command(settings, source) if settings.launch_node else None
+    node = None
+    with large_message_profile():
+        from ppd_ros.evaluation.live_session import LiveSession
+        try:
+            if command is not None:
+                node = DepthNodeProcess(command, out / NODE_LOG)
+            with LiveSession(source.topics, topics, settings.sim_time) as session:
+                _wait_connected(session, node, settings.startup_timeout_s, topics.depth)
+                published, corrupt = _play(session, source, settings, node)
+                _wait_for_outputs(session, len(published), settings.settle_s, node)
+                received = {t: list(m) for t, m in session.received.messages.items()}
+        finally:
+            if node is not None:
+                node.stop()
+
+    outputs, unmatched = match_outputs(published, received, topics)
+    scores = _score(source, settings, outputs)
+    rows = _rows(published, outputs, scores, settings.sim_time)
+    _write_csv(out / CSV_FILE, rows)
+    storage = resolve_storage(settings.output.storage, source.storage)
+    bag_counts = _write_bag(out / BAG_DIR, storage, topics, published, outputs)
+    received_rows = [r for r in rows if r['received']]
+    if rows:
+        start = rows[0]['stamp_ns']
+        panels = [Panel('latency [ms]', {'latency': [r['latency_s'] * 1e3 for r in rows]})]
+        if source.topics.gt is not None:
+            panels += metric_panels(rows)
+        plot_over_time(out / PLOT_FILE, [(r['stamp_ns'] - start) / 1e9 for r in rows], panels,
+                       f'ppd-eval live: {source.bag.name}')
+    dropped = [r['index'] for r in rows if not r['received']]
+    summary = {
+        'tool': 'ppd-eval', 'mode': 'live',
+        **source.describe(settings.input),
+        'node': {'launched': command is not None, 'namespace': settings.node_namespace,
+                 'command': command, 'log': NODE_LOG if command else None,
+                 'topics': dataclasses.asdict(topics)},
+        'playback': {'rate_hz': settings.rate_hz or None,
+                     'timing': 'fixed rate' if settings.rate_hz > 0 else 'bag stamps',
+                     'sim_time': settings.sim_time,
+                     'stamps': 'bag stamps + /clock' if settings.sim_time else 'wall time'},
+        'frames': {'published': len(published), 'received': len(received_rows),
+                   'dropped': len(dropped), 'dropped_indices': dropped,
+                   'corrupt': len(corrupt),
+                   'corrupt_frames': [dataclasses.asdict(f) for f in corrupt],
+                   'unmatched_outputs': unmatched},
+        'latency': {**latency_stats(r['latency_s'] for r in received_rows),
+                    'definition': ('wall receive time - wall publish time of the frame with '
+                                   'that stamp' if settings.sim_time else
+                                   'wall receive time - header stamp (wall time at publish)')},
+        'rates': {'input_hz': rate_hz(f.sent_wall_ns for f in published),
+                  'output_hz': rate_hz(o.received_ns for o in outputs.values())},
+        'received_messages': {t: len(m) for t, m in received.items()},
+        'metrics': metric_means([r for r in received_rows if r['index'] in scores],
+                                METRIC_COLUMNS),
+        'outputs': {'csv': CSV_FILE, 'bag': BAG_DIR, 'bag_storage': storage,
+                    'bag_topics': bag_counts, 'plot': PLOT_FILE if rows else None},
+    }
+    write_json(out / SUMMARY_FILE, summary)
+    return summary

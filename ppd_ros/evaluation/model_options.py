@@ -1,0 +1,137 @@
+"""The depth node's model options as command-line options: same names, defaults and meaning.
+
+checkpoint (a ppd_ros .safetensors) wins; with --checkpoint '' (or when only
+--dit-checkpoint / --encoder-checkpoint are given) the official release files are loaded as
+--variant. Relative paths resolve like the node's (package share, source checkout, cwd).
+The defaults mirror ppd_ros.node.node_parameters (a test keeps them equal); that module is not
+imported here because it needs rclpy.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
+from ppd_ros.pipeline.predictor_loading import ModelUnavailableError
+
+DEFAULTS = {
+    'checkpoint': 'models/tiny_ppd.safetensors',
+    'dit_checkpoint': 'models/ppd.pth',
+    'encoder_checkpoint': 'models/depth_anything_v2_vitl.pth',
+    'variant': 'large',
+    'device': 'auto',
+    'precision': 'fp32',
+    'num_threads': 0,
+    'steps': 4,
+    'seed': 0,
+}
+VARIANT_CHOICES = ('tiny', 'small', 'large')
+PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    checkpoint: str
+    dit_checkpoint: str
+    encoder_checkpoint: str
+    variant: str
+    device: str
+    precision: str
+    num_threads: int
+    steps: int
+    seed: int
+
+    def weight_files(self) -> dict[str, str]:
+        """{option name: path as given} of the files this configuration loads."""
+        if self.checkpoint:
+            return {'checkpoint': self.checkpoint}
+        return {'dit_checkpoint': self.dit_checkpoint,
+                'encoder_checkpoint': self.encoder_checkpoint}
+
+    def resolved_weight_files(self) -> dict[str, Path]:
+        """The weight files as existing paths; ModelUnavailableError names a missing one."""
+        resolved = {}
+        for name, path in self.weight_files().items():
+            found = resolve_package_path(path)
+            if found is None:
+                looked = ', '.join(str(p) for p in candidate_paths(path))
+                raise ModelUnavailableError(
+                    f"{name.replace('_', '-')} '{path}' not found (looked in: {looked}). "
+                    f"Download the weights with `ppd-fetch`, or pass "
+                    f"--{name.replace('_', '-')} PATH to an existing file.")
+            resolved[name] = found.resolve()
+        return resolved
+
+    def fingerprint(self) -> dict:
+        """What changes the predictions: weight files (path, size, mtime) and sampling."""
+        files = {name: {'path': str(path), 'bytes': path.stat().st_size,
+                        'mtime_ns': path.stat().st_mtime_ns}
+                 for name, path in self.resolved_weight_files().items()}
+        return {'weights': files, 'variant': self.variant if not self.checkpoint else None,
+                'device': self.device, 'precision': self.precision, 'steps': self.steps,
+                'seed': self.seed}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('model (the depth node parameters of the same names)')
+    group.add_argument('--checkpoint', default=None,
+                       help="ppd_ros .safetensors checkpoint (carries its config); '' loads "
+                            f"the official files instead (default {DEFAULTS['checkpoint']})")
+    group.add_argument('--dit-checkpoint', default=None,
+                       help=f"official PPD DiT weights (default {DEFAULTS['dit_checkpoint']})")
+    group.add_argument('--encoder-checkpoint', default=None,
+                       help='official Depth Anything v2 weights '
+                            f"(default {DEFAULTS['encoder_checkpoint']})")
+    group.add_argument('--variant', default=DEFAULTS['variant'], choices=VARIANT_CHOICES,
+                       help='network of the official files (default %(default)s)')
+    group.add_argument('--device', default=DEFAULTS['device'],
+                       help='auto, cpu, cuda or cuda:N (default %(default)s)')
+    group.add_argument('--precision', default=DEFAULTS['precision'], choices=PRECISION_CHOICES,
+                       help='fp32, or fp16 / bf16 under autocast (default %(default)s)')
+    group.add_argument('--num-threads', type=int, default=DEFAULTS['num_threads'],
+                       help='CPU threads for torch; 0 (default) keeps the torch default')
+    group.add_argument('--steps', type=int, default=DEFAULTS['steps'],
+                       help='diffusion sampling steps (default %(default)s)')
+    group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
+                       help='noise seed, the same every frame; -1 draws fresh noise per frame '
+                            '(results then differ between runs) (default %(default)s)')
+
+
+def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        official_given = args.dit_checkpoint is not None or args.encoder_checkpoint is not None
+        checkpoint = '' if official_given else DEFAULTS['checkpoint']
+    if args.steps < 1:
+        raise ValueError(f'--steps must be >= 1, got {args.steps}')
+    if args.num_threads < 0:
+        raise ValueError(f'--num-threads must be >= 0, got {args.num_threads}')
+    return ModelOptions(
+        checkpoint=checkpoint,
+        dit_checkpoint=args.dit_checkpoint or DEFAULTS['dit_checkpoint'],
+        encoder_checkpoint=args.encoder_checkpoint or DEFAULTS['encoder_checkpoint'],
+        variant=args.variant, device=args.device, precision=args.precision,
+        num_threads=args.num_threads, steps=args.steps, seed=args.seed)
+
+
+def load_model(options: ModelOptions):
+    """(DepthPredictor, model info dict); ModelUnavailableError when weights are missing."""
+    from ppd_ros.pipeline.predictor_loading import load_predictor_from_paths
+    files = options.resolved_weight_files()
+    predictor = load_predictor_from_paths(
+        str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
+        str(files.get('encoder_checkpoint', '')), options.variant, options.device,
+        options.precision, options.num_threads)
+    import torch
+    info = {'name': predictor.config.name,
+            'parameters': int(sum(p.numel() for p in predictor.model.parameters())),
+            'train_size': [predictor.config.train_width, predictor.config.train_height],
+            'device': str(predictor.device), 'precision': options.precision,
+            'steps': options.steps, 'seed': options.seed,
+            'torch_threads': torch.get_num_threads(),
+            'weights': {k: str(v) for k, v in files.items()}}
+    return predictor, info

@@ -1,0 +1,207 @@
+"""Offline evaluation: every selected frame of a bag through the model, in order, resumable.
+
+    bag --(bag_frames)--> frame --(DepthPipeline)--> relative depth --(frame_metrics)-->
+        metrics + aligned metres --(frame_results)--> frames/<index>.npz + frames.csv row
+    finally, from the store only: frames.csv, summary.json, depth_bag/, pictures/,
+    metrics_over_time.png
+
+Frames already in the store are skipped, so re-running an interrupted command resumes it and
+ends with the same outputs. No rclpy here.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ppd_ros.evaluation.bag_frames import (FrameDecodeError, SourceFrame, decode_gt,
+                                           decode_rgb, iter_frames)
+from ppd_ros.evaluation.eval_input import EvalInput, open_input
+from ppd_ros.evaluation.eval_settings import OfflineSettings, resolve_storage
+from ppd_ros.evaluation.frame_camera import camera_at_size
+from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS, EdgeMetricParams, evaluate_frame
+from ppd_ros.evaluation.frame_results import FailedFrame, FrameResult, FrameStore
+from ppd_ros.evaluation.frame_selection import picture_indices
+from ppd_ros.evaluation.model_options import load_model
+from ppd_ros.evaluation.output_bag import (METRIC_MEANING, RELATIVE_MEANING, OutputTopics,
+                                           write_output_bag)
+from ppd_ros.evaluation.report_figures import (Panel, metric_panels, plot_over_time,
+                                               side_by_side_picture)
+from ppd_ros.evaluation.summary import metric_means, timing_stats, write_json
+from ppd_ros.geometry.camera_model import CameraModelError
+from ppd_ros.messages.image_encoding import ImageEncodingError
+
+log = logging.getLogger('ppd_ros.evaluation')
+
+SUMMARY_FILE = 'summary.json'
+OUTPUT_BAG = 'depth_bag'
+PICTURES_DIR = 'pictures'
+PLOT_FILE = 'metrics_over_time.png'
+MODEL_INFO_FILE = 'model.json'
+#: Per-frame problems that skip the frame instead of ending the run.
+FRAME_ERRORS = (FrameDecodeError, ImageEncodingError, CameraModelError, ValueError)
+
+
+def store_fingerprint(settings: OfflineSettings, source: EvalInput) -> dict:
+    """Everything that changes a frame's stored result (not the frame range or outputs)."""
+    spec = settings.input
+    return {'bag': str(source.bag), 'image_topic': source.topics.image,
+            'gt_topic': source.topics.gt, 'camera_info_topic': source.topics.info,
+            'gt_max_dt_s': spec.gt_max_dt_s, 'model': settings.model.fingerprint(),
+            'edge_band_px': settings.edge.band_px, 'flying_tau_rel': settings.edge.flying_tau_rel,
+            'ransac_seed': settings.edge.ransac_seed}
+
+
+def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetricParams
+                          ) -> FrameResult:
+    """Decode, predict and score one frame; FRAME_ERRORS when the frame is unusable."""
+    rgb = decode_rgb(frame)
+    gt = decode_gt(frame)
+    prediction = pipeline.process(rgb, None, options)
+    height, width = gt.shape if gt is not None else rgb.shape[:2]
+    info = frame.camera_info.fields if frame.camera_info is not None else None
+    try:
+        camera = camera_at_size(info, width, height)
+    except CameraModelError as err:
+        log.warning('frame %d: camera info unusable (%s); no edge metrics or points',
+                    frame.index, err)
+        camera = None
+    evaluation = evaluate_frame(prediction.relative, gt, camera.model if camera else None, edge)
+    return FrameResult(
+        index=frame.index, stamp_ns=frame.stamp_ns, frame_id=frame.frame_id,
+        metrics=evaluation.metrics, inference_s=float(prediction.timings['total']),
+        relative=evaluation.relative.astype(np.float32), metres=evaluation.metres, gt=gt,
+        rgb=rgb, camera=camera.info if camera else None)
+
+
+def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameStore,
+                     todo: list[int], done_before: int) -> tuple[dict, float]:
+    """Run the model on the frames ``todo``; returns the model info and the seconds spent
+    on the frames (model loading excluded)."""
+    from tqdm import tqdm
+
+    from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+    predictor, model_info = load_model(settings.model)
+    _write_model_info(store.frames_dir / MODEL_INFO_FILE, model_info)
+    pipeline = DepthPipeline(predictor)
+    seed = settings.model.seed
+    options = PipelineOptions(steps=settings.model.steps, seed=None if seed < 0 else seed,
+                              cloud=False, colorize=False)
+    started = time.monotonic()
+    with tqdm(total=len(source.selected), initial=done_before, desc='ppd-eval', unit='frame',
+              disable=not settings.progress, dynamic_ncols=True) as progress:
+        for frame in iter_frames(source.bag, source.topics, source.index, todo):
+            try:
+                result = evaluate_source_frame(frame, pipeline, options, settings.edge)
+            except FRAME_ERRORS as err:
+                log.warning('frame %d skipped: %s', frame.index, err)
+                store.save_failure(FailedFrame(frame.index, frame.stamp_ns, str(err)))
+            else:
+                store.save(result)
+            progress.update()
+    return model_info, time.monotonic() - started
+
+
+def _write_model_info(path: Path, info: dict) -> None:
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(info, indent=1))
+    tmp.replace(path)
+
+
+def _picture_title(result: FrameResult) -> str:
+    title = f'frame {result.index}   stamp {result.stamp_ns / 1e9:.3f} s'
+    m = result.metrics
+    if result.has_gt and np.isfinite(m['ransac_log_abs_rel']):
+        title += (f"   RANSAC-log: AbsRel {m['ransac_log_abs_rel']:.3f}  "
+                  f"δ1 {m['ransac_log_d1']:.3f}")
+    return title
+
+
+def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameStore,
+                   completed: list[int], rows: list[dict]) -> dict:
+    out = settings.output.out_dir
+    metric = source.topics.gt is not None
+    storage = resolve_storage(settings.output.storage, source.storage)
+    counts = write_output_bag(out / OUTPUT_BAG, storage, (store.load(i) for i in completed),
+                              OutputTopics.under(settings.output.namespace), metric)
+    pictures = []
+    (out / PICTURES_DIR).mkdir(exist_ok=True)
+    for i in picture_indices(settings.output.pictures, source.selected):
+        if i not in completed:
+            continue
+        result = store.load(i)
+        shown = result.metres if metric and result.metres is not None else result.relative
+        path = out / PICTURES_DIR / f'frame_{i:06d}.png'
+        side_by_side_picture(path, result.rgb, shown, result.gt, _picture_title(result),
+                             metric=shown is result.metres)
+        pictures.append(str(path.relative_to(out)))
+    plot = None
+    if rows:
+        start = rows[0]['stamp_ns']
+        times = [(r['stamp_ns'] - start) / 1e9 for r in rows]
+        panels = metric_panels(rows) if metric else []
+        inference_ms = [r['inference_s'] * 1e3 for r in rows]
+        panels.append(Panel('inference [ms]', {'inference': inference_ms}))
+        plot_over_time(out / PLOT_FILE, times, panels, f'ppd-eval: {source.bag.name}')
+        plot = PLOT_FILE
+    return {'csv': store.csv_path.name, 'bag': OUTPUT_BAG, 'bag_storage': storage,
+            'bag_topics': counts, 'depth_meaning': METRIC_MEANING if metric else RELATIVE_MEANING,
+            'pictures': pictures, 'plot': plot}
+
+
+def run_offline(settings: OfflineSettings) -> dict:
+    """Evaluate, write every output, return the summary (also written to summary.json)."""
+    started = time.monotonic()
+    source = open_input(settings.input)
+    settings.model.resolved_weight_files()  # a missing checkpoint fails before any work
+    out = settings.output.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    store = FrameStore(out)
+    store.open(store_fingerprint(settings, source), fresh=settings.fresh)
+    selected = set(source.selected)
+    done = store.done() & selected
+    todo = [i for i in source.selected if i not in done]
+    store.rewrite_csv(selected)
+    if done:
+        log.info('resuming: %d of %d frames already evaluated in %s', len(done),
+                 len(selected), store.frames_dir)
+    model_info_path = store.frames_dir / MODEL_INFO_FILE
+    frames_s = 0.0
+    if todo or not model_info_path.exists():
+        model_info, frames_s = _compute_missing(settings, source, store, todo, len(done))
+    else:
+        model_info = json.loads(model_info_path.read_text())
+
+    store.rewrite_csv(selected)
+    completed = sorted(store.completed() & selected)
+    failures = [f for i, f in sorted(store.failures().items()) if i in selected]
+    rows = [store.row(i) for i in completed]
+    with_gt = [r for r in rows if r['has_gt']]
+    outputs = _write_reports(settings, source, store, completed, rows)
+    summary = {
+        'tool': 'ppd-eval', 'mode': 'offline',
+        **source.describe(settings.input),
+        'counts': {'selected': len(selected), 'evaluated': len(completed),
+                   'with_gt': len(with_gt), 'without_gt': len(completed) - len(with_gt),
+                   'corrupt': len(failures),
+                   'corrupt_frames': [{'index': f.index, 'stamp_ns': f.stamp_ns,
+                                       'reason': f.reason} for f in failures]},
+        'metrics': metric_means(with_gt, METRIC_COLUMNS),
+        'inference': timing_stats(r['inference_s'] for r in rows),
+        'model': model_info,
+        'settings': {'edge_band_px': settings.edge.band_px,
+                     'flying_tau_rel': settings.edge.flying_tau_rel,
+                     'ransac_seed': settings.edge.ransac_seed,
+                     'output_namespace': settings.output.namespace,
+                     'pictures': settings.output.pictures},
+        'outputs': outputs,
+        'run': {'frames_processed': len(todo), 'frames_reused': len(done),
+                'frames_s': frames_s,
+                'frames_per_s': len(todo) / frames_s if todo and frames_s > 0 else None,
+                'wall_s': time.monotonic() - started},
+    }
+    write_json(out / SUMMARY_FILE, summary)
+    return summary

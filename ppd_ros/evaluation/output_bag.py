@@ -1,0 +1,74 @@
+"""Write evaluated frames as a rosbag2 bag: depth, depth/camera_info and points topics.
+
+Every message carries the input image's header stamp and frame id, and is stored at that
+bag time. The meaning of the depth topic is fixed for the whole bag (also recorded in the
+bag's metadata custom_data under 'ppd_ros.eval.depth'):
+  metric   (a GT depth topic was given): 32FC1 metres, the prediction aligned per frame to the
+           GT with the paper's RANSAC fit log(1 + d) = a * pred + b; frames without GT are
+           left out; points (organized, x y z rgb) are written when camera info exists.
+  relative (no GT): 32FC1 PPD relative depth, normalised log(1 + d), larger = farther, NOT
+           metres; no points.
+The bag is written under a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ppd_ros.bag.message_builders import camera_info_msg, depth_image_msg, pointcloud2_msg
+from ppd_ros.bag.writer import BagWriter
+from ppd_ros.evaluation.frame_results import FrameResult
+from ppd_ros.geometry.camera_model import camera_from_info_fields
+from ppd_ros.geometry.unproject import unproject
+from ppd_ros.pipeline.depth_pipeline import resize_nearest
+
+METRIC_MEANING = ("32FC1 metres: PPD relative depth aligned per frame to the GT depth with the "
+                  "paper's RANSAC fit log(1 + d) = a * pred + b")
+RELATIVE_MEANING = ('32FC1 PPD relative depth (normalised log(1 + d), larger = farther), '
+                    'NOT metres')
+
+
+@dataclass(frozen=True)
+class OutputTopics:
+    depth: str
+    camera_info: str
+    points: str
+
+    @classmethod
+    def under(cls, namespace: str) -> OutputTopics:
+        ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
+        return cls(f'{ns}/depth', f'{ns}/depth/camera_info', f'{ns}/points')
+
+
+def write_output_bag(path: Path, storage: str, results: Iterable[FrameResult],
+                     topics: OutputTopics, metric: bool) -> dict[str, int]:
+    """Write the bag; returns {topic: message count}."""
+    staging = path.with_name(path.name + '.partial')  # holds the bag under its final name
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    with BagWriter(staging / path.name, storage) as bag:
+        bag.set_custom_data('ppd_ros.eval.depth', METRIC_MEANING if metric else RELATIVE_MEANING)
+        for result in results:
+            depth = result.metres if metric else result.relative
+            if depth is None:
+                continue
+            stamp, frame_id = result.stamp_ns, result.frame_id
+            bag.write(topics.depth, depth_image_msg(depth, stamp, frame_id))
+            if result.camera is None:
+                continue
+            bag.write(topics.camera_info, camera_info_msg(result.camera, stamp, frame_id))
+            if metric:
+                info = result.camera
+                camera = camera_from_info_fields(info.k, info.p, info.width, info.height)
+                rgb = resize_nearest(result.rgb, info.width, info.height)
+                bag.write(topics.points, pointcloud2_msg(unproject(depth, camera), stamp,
+                                                         frame_id, rgb))
+        counts = dict(bag.counts)
+    if path.exists():
+        shutil.rmtree(path)
+    (staging / path.name).rename(path)
+    staging.rmdir()
+    return counts

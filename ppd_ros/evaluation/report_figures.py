@@ -1,0 +1,117 @@
+"""PNG figures of an evaluation (matplotlib, Agg backend: no display needed).
+
+side_by_side_picture: RGB | prediction | ground truth | relative error, with colour bars.
+plot_over_time: stacked line plots of per-frame values against the frame stamps
+(metric_panels: the accuracy panels of per-frame metric rows).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+DEPTH_CMAP = 'Spectral'   # near = red, as ppd_ros.geometry.colorize
+ERROR_CMAP = 'inferno'
+MAX_SHOWN_ERROR = 0.5     # |pred - gt| / gt shown saturated above this
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use('Agg', force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _finite_range(*arrays: np.ndarray) -> tuple[float, float]:
+    values = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays if a is not None])
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, [1, 99])
+    return float(lo), float(hi if hi > lo else lo + 1e-6)
+
+
+def _cmap(plt, name: str):
+    return plt.get_cmap(name).with_extremes(bad=(0.5, 0.5, 0.5))  # invalid pixels: grey
+
+
+def side_by_side_picture(path: Path, rgb: np.ndarray, prediction: np.ndarray,
+                         gt: np.ndarray | None, title: str, metric: bool) -> Path:
+    """Write the picture; without GT only RGB | prediction. ``prediction`` is metres when
+    ``metric`` (else relative depth, larger = farther)."""
+    plt = _pyplot()
+    panels = 4 if gt is not None else 2
+    aspect = rgb.shape[1] / rgb.shape[0]
+    fig, axes = plt.subplots(1, panels, figsize=(panels * 2.6 * aspect + 0.4, 3.2),
+                             squeeze=False, layout='constrained')
+    axes = axes[0]
+    axes[0].imshow(rgb)
+    axes[0].set_title('RGB input')
+    depth_cmap = _cmap(plt, DEPTH_CMAP)
+    if gt is not None:
+        lo, hi = _finite_range(gt)
+        gt_shown = np.where(np.isfinite(gt) & (gt > 0), gt, np.nan)
+        image = axes[1].imshow(prediction, cmap=depth_cmap, vmin=lo, vmax=hi)
+        axes[1].set_title('prediction (aligned)' if metric else 'prediction')
+        fig.colorbar(image, ax=axes[1], orientation='horizontal', label='depth [m]')
+        image = axes[2].imshow(gt_shown, cmap=depth_cmap, vmin=lo, vmax=hi)
+        axes[2].set_title('ground truth')
+        fig.colorbar(image, ax=axes[2], orientation='horizontal', label='depth [m]')
+        error = np.abs(prediction - gt_shown) / gt_shown
+        image = axes[3].imshow(error, cmap=_cmap(plt, ERROR_CMAP), vmin=0.0,
+                               vmax=MAX_SHOWN_ERROR)
+        axes[3].set_title('|pred - GT| / GT')
+        fig.colorbar(image, ax=axes[3], orientation='horizontal', extend='max',
+                     label='relative error (grey: no GT)')
+    else:
+        lo, hi = _finite_range(prediction)
+        image = axes[1].imshow(prediction, cmap=depth_cmap, vmin=lo, vmax=hi)
+        axes[1].set_title('prediction')
+        fig.colorbar(image, ax=axes[1], orientation='horizontal',
+                     label='depth [m]' if metric else 'relative depth (larger = farther)')
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+@dataclass
+class Panel:
+    ylabel: str
+    series: dict[str, list[float]] = field(default_factory=dict)  # label -> one value per frame
+
+
+def plot_over_time(path: Path, times_s: list[float], panels: list[Panel], title: str) -> Path:
+    """One row per panel sharing the x axis (seconds since the first frame)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.9 * len(panels) + 0.6),
+                             sharex=True, squeeze=False, layout='constrained')
+    for ax, panel in zip(axes[:, 0], panels):
+        for label, values in panel.series.items():
+            values = [math.nan if v is None else float(v) for v in values]
+            ax.plot(times_s, values, marker='.', markersize=4, linewidth=1, label=label)
+        ax.set_ylabel(panel.ylabel, fontsize=8)
+        ax.grid(True, alpha=0.3)
+        if len(panel.series) > 1:
+            ax.legend(fontsize=7, loc='best')
+    axes[-1, 0].set_xlabel('time since first frame [s]')
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def metric_panels(rows: list[dict]) -> list[Panel]:
+    """AbsRel, delta1, edge Chamfer and flying-pixel panels of per-frame metric rows."""
+    def column(key):
+        return [r[key] for r in rows]
+    return [
+        Panel('AbsRel', {'RANSAC-log': column('ransac_log_abs_rel'), 'LSQ': column('lsq_abs_rel')}),
+        Panel('δ1 (1.25)', {'RANSAC-log': column('ransac_log_d1'), 'LSQ': column('lsq_d1')}),
+        Panel('edge Chamfer [m]', {'edge Chamfer': column('edge_chamfer_m')}),
+        Panel('flying-pixel ratio', {'flying pixels': column('flying_pixel_ratio')}),
+    ]
