@@ -3,6 +3,9 @@
     ros2 launch ppd_ros depth.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info namespace:=front steps:=4
 
+depth_reference is the metric depth image used by depth.mode 'reference' (set the mode in
+params_file), e.g. depth_reference:=/camera/aligned_depth_to_color/image_raw.
+
 Parameters come from params_file first, then the overrides given as launch arguments
 (variant, steps, device: left empty they keep the params_file values; use_sim_time always).
 use_fastdds_profile:=true points Fast DDS (the default RMW) at the shipped large-message
@@ -34,6 +37,10 @@ def generate_launch_description():
                                           '(with image_transport: compressed).'),
         DeclareLaunchArgument('camera_info', default_value='camera_info',
                               description='Input sensor_msgs/CameraInfo topic.'),
+        DeclareLaunchArgument('depth_reference', default_value='depth_reference',
+                              description="Metric depth sensor_msgs/Image (16UC1 mm or 32FC1 m, "
+                                          "registered to the colour image) for depth.mode "
+                                          "'reference'."),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node and its outputs.'),
         DeclareLaunchArgument('params_file', default_value=default_params,
@@ -79,7 +86,8 @@ def _depth_node(context):
         parameters=[LaunchConfiguration('params_file'), overrides],
         remappings=[('image', LaunchConfiguration('image')),
                     ('image/compressed', LaunchConfiguration('compressed_image')),
-                    ('camera_info', LaunchConfiguration('camera_info'))],
+                    ('camera_info', LaunchConfiguration('camera_info')),
+                    ('depth_reference', LaunchConfiguration('depth_reference'))],
         output='screen',
         emulate_tty=True,
     )]

@@ -5,8 +5,8 @@ import pytest
 from ppd_ros.geometry.camera_model import camera_from_info_fields
 from ppd_ros.geometry.pointcloud_layout import decode_cloud
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions, output_size
-from ppd_ros.pipeline.metric_scaler import (DepthModeError, RangeScaler, ScaleSettings,
-                                            metric_scaler_for_mode)
+from ppd_ros.pipeline.metric_scaler import (DepthModeError, RangeScaler, ReferenceScaler,
+                                            ScaleSettings, metric_scaler_for_mode)
 
 W, H = 160, 120
 K = [100.0, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]
@@ -102,17 +102,18 @@ def test_camera_of_another_size_is_rejected(pipeline, rgb):
 def test_depth_modes():
     assert metric_scaler_for_mode('relative') is None
     assert isinstance(metric_scaler_for_mode('range', ScaleSettings(1.0, 4.0)), RangeScaler)
+    assert isinstance(metric_scaler_for_mode('reference'), ReferenceScaler)
     with pytest.raises(DepthModeError, match='near_m < far_m'):
         metric_scaler_for_mode('range', ScaleSettings(4.0, 1.0))
-    with pytest.raises(DepthModeError, match='not provided'):
-        metric_scaler_for_mode('reference')
+    with pytest.raises(DepthModeError, match='depth.min_m < depth.max_m'):
+        metric_scaler_for_mode('reference', ScaleSettings(min_m=5.0, max_m=1.0))
     with pytest.raises(DepthModeError, match='unknown'):
         metric_scaler_for_mode('metres')
 
 
 def test_range_mode_maps_percentiles_to_near_and_far(pipeline, rgb):
     frame = pipeline.process(rgb, _camera(), PipelineOptions(steps=1),
-                             RangeScaler(1.0, 4.0))
+                             RangeScaler(ScaleSettings(1.0, 4.0)))
     p2, p98 = np.percentile(frame.metres, [2, 98])
     assert p2 == pytest.approx(1.0, rel=0.05) and p98 == pytest.approx(4.0, rel=0.05)
     # larger relative depth = farther
@@ -123,4 +124,6 @@ def test_range_mode_maps_percentiles_to_near_and_far(pipeline, rgb):
 
 def test_range_mode_without_spread_gives_no_scale():
     flat = np.full((8, 8), 0.3, np.float32)
-    assert RangeScaler(1.0, 4.0).to_metres(flat) is None
+    scaler = RangeScaler(ScaleSettings(1.0, 4.0))
+    assert scaler.to_metres(flat) is None
+    assert not scaler.status.available and 'no spread' in scaler.status.reason

@@ -10,8 +10,9 @@ import pytest
 from ros_helpers import REPO_ROOT, ros_env, tiny_checkpoint  # noqa: F401 (fixture, used lazily)
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'depth.launch.py'
-EXPECTED_ARGUMENTS = {'image', 'compressed_image', 'camera_info', 'namespace', 'params_file',
-                      'variant', 'steps', 'device', 'use_sim_time', 'use_fastdds_profile'}
+EXPECTED_ARGUMENTS = {'image', 'compressed_image', 'camera_info', 'depth_reference',
+                      'namespace', 'params_file', 'variant', 'steps', 'device', 'use_sim_time',
+                      'use_fastdds_profile'}
 
 
 def _calls(tree, name):
@@ -48,7 +49,7 @@ def test_launch_file_starts_depth_node_with_remappings(launch_tree):
     assert keywords['package'].value == 'ppd_ros'
     assert keywords['executable'].value == 'depth_node'
     remapped = {t.elts[0].value for t in keywords['remappings'].elts}
-    assert remapped == {'image', 'image/compressed', 'camera_info'}
+    assert remapped == {'image', 'image/compressed', 'camera_info', 'depth_reference'}
     params = keywords['parameters'].elts  # the YAML first, then the overrides
     assert len(params) == 2 and isinstance(params[1], ast.Name)
 

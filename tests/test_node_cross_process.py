@@ -33,7 +33,7 @@ def session(tiny_checkpoint, tmp_path_factory):
                 {'sleep': 0.5},
                 {'set_parameters': {'output_scale': 1.0, 'steps': 2}},
                 {'set_parameters': {'depth.encoding': '16UC1'}},  # rejected: relative mode
-                {'set_parameters': {'depth.mode': 'reference'}},  # rejected: not available
+                {'set_parameters': {'depth.min_m': 25.0}},  # rejected: above depth.max_m
                 {'set_parameters': {'variant': 'tiny'}},  # rejected: read-only
                 {'set_parameters': {'steps': 0}},  # rejected: out of range
                 {'kind': 'good', 'count': PHASE},
@@ -153,7 +153,7 @@ def test_run_time_parameters_validated(session):
     (ok, reason), = outcomes[1]
     assert not ok and '16UC1' in reason
     (ok, reason), = outcomes[2]
-    assert not ok and 'reference' in reason
+    assert not ok and 'depth.min_m' in reason
     (ok, reason), = outcomes[3]
     assert not ok and 'read-only' in reason
     (ok, reason), = outcomes[4]

@@ -84,7 +84,7 @@ def test_variant_choices_match_the_model_variants():
 
 
 @pytest.mark.parametrize('change, match', [
-    ({'depth.mode': 'reference'}, 'not provided'),
+    ({'depth.mode': 'reference', 'depth.min_m': 5.0, 'depth.max_m': 1.0}, 'depth.min_m'),
     ({'depth.mode': 'range', 'range.near_m': 5.0, 'range.far_m': 2.0}, 'near_m < far_m'),
     ({'depth.mode': 'metres'}, "'depth.mode' is 'metres'"),
     ({'depth.encoding': '16UC1'}, 'metric'),
@@ -226,3 +226,60 @@ def test_diagnostic_levels_follow_the_last_frame():
     assert status(last_problem='bad image', last_failed=True).level == DiagnosticStatus.ERROR
     assert status(last_frame_age_s=None).level == DiagnosticStatus.STALE
     assert status(last_frame_age_s=30.0).level == DiagnosticStatus.STALE
+
+
+def test_metric_parameters_become_scale_settings():
+    settings = DepthNodeSettings.from_values({
+        **DEFAULTS, 'depth.mode': 'reference', 'depth.min_m': 0.3, 'depth.max_m': 8.0,
+        'scale.hold_frames': 2, 'scale.smoothing': 1.0, 'reference.inlier_threshold': 0.1})
+    scale = settings.scale
+    assert (scale.min_m, scale.max_m, scale.hold_frames, scale.smoothing) == (0.3, 8.0, 2, 1.0)
+    assert scale.inlier_threshold == 0.1 and scale.range_near_m == DEFAULTS['range.near_m']
+    assert validate_parameters({**DEFAULTS, 'depth.mode': 'reference'}) is None
+    by_name = {p.name: p.descriptor() for p in PARAMETERS}
+    assert by_name['reference.queue_size'].read_only  # sized once, at start-up
+    for name in ('depth.min_m', 'depth.max_m', 'scale.hold_frames', 'scale.smoothing',
+                 'reference.max_dt', 'reference.publish_inliers'):
+        assert not by_name[name].read_only, name  # run-time changeable
+    assert by_name['reference.max_dt'].floating_point_range[0].to_value == 1.0
+
+
+def test_diagnostics_report_the_metric_scale():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from ppd_ros.alignment import LogAffineFit
+    from ppd_ros.node.diagnostics import depth_node_status
+    from ppd_ros.node.frame_statistics import StatisticsSnapshot
+    from ppd_ros.pipeline.metric_scaler import ScaleStatus
+    from ppd_ros.pipeline.reference_pairing import ReferenceStreamStatus
+
+    stats = StatisticsSnapshot(received=10, processed=10, dropped=0, skipped_idle=0, failed=0,
+                               rate_hz=5.0, last_frame_age_s=0.1, last_latency_s=0.2)
+    fit = LogAffineFit(1.2, 0.4, 0.85, 0.012, 4096, True)
+    reference = ReferenceStreamStatus(received=12, last_arrival_age_s=0.05, last_dt_s=-0.004)
+
+    def status(scale, idle=False):
+        return depth_node_status('ppd_ros: depth_node', '/cam/depth_node', stats, idle,
+                                 'reference', scale, reference)
+
+    tracking = status(ScaleStatus('reference', True, '', 1.21, 0.41, 0, fit))
+    values = {kv.key: kv.value for kv in tracking.values}
+    assert tracking.level == DiagnosticStatus.OK
+    assert values['depth mode'] == 'reference' and values['metric scale'] == 'tracking'
+    assert (values['scale a'], values['scale b']) == ('1.21', '0.41')
+    assert (values['fit inlier ratio'], values['fit residual (log)'], values['fit points']) == \
+        ('0.85', '0.012', '4096')
+    assert values['references received'] == '12'
+    assert values['reference stamp offset (s)'] == '-0.004'
+
+    holding = status(ScaleStatus('reference', True, 'holding last fit (2/5): fit failed: x',
+                                 1.2, 0.4, 2, None))
+    assert holding.level == DiagnosticStatus.WARN and holding.message.startswith('holding')
+    assert {kv.key: kv.value for kv in holding.values}['fit points'] == ''
+    gone = status(ScaleStatus('reference', False, 'metric scale unavailable: no depth_reference '
+                                                  'within 0.02 s of the image stamp', held_for=9))
+    assert gone.level == DiagnosticStatus.ERROR
+    assert 'no metric output' in gone.message and 'no depth_reference within' in gone.message
+    assert {kv.key: kv.value for kv in gone.values}['scale held for (frames)'] == '9'
+    assert status(ScaleStatus('reference', False, 'no frame'), idle=True).level == \
+        DiagnosticStatus.OK

@@ -32,7 +32,7 @@ def test_missing_official_weights_name_the_first_missing_file(tmp_path):
 
 
 def test_invalid_parameters_stop_the_node_with_a_clear_message():
-    for args, text in ((('-p', 'depth.mode:=reference'), "depth.mode 'reference'"),
+    for args, text in ((('-p', 'depth.min_m:=5.0', '-p', 'depth.max_m:=1.0'), 'depth.min_m'),
                        (('-p', 'depth.mode:=range', '-p', 'range.far_m:=0.2'), 'near_m < far_m'),
                        (('-p', 'steps:=0'), 'steps'),
                        (('-p', 'image_transport:=theora'), 'image_transport')):

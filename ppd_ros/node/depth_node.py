@@ -2,10 +2,13 @@
 
 A thin rclpy adapter over ppd_ros.pipeline.DepthPipeline. Subscription callbacks only hand the
 newest frame to an inference worker thread (LatestFrameSlot), so they never block on the
-model and a slow model drops frames instead of building a backlog.
+model and a slow model drops frames instead of building a backlog. In depth.mode
+'reference', depth_reference images go to a stamp-ordered ring buffer (ReferencePairing);
+the worker pairs each frame with the nearest one and feeds it to the ReferenceScaler.
 
     ros2 run ppd_ros depth_node --ros-args --params-file config/depth.yaml \
-        -r image:=/camera/image_raw -r camera_info:=/camera/camera_info
+        -r image:=/camera/image_raw -r camera_info:=/camera/camera_info \
+        -r depth_reference:=/camera/aligned_depth_to_color/image_raw
 """
 from __future__ import annotations
 
@@ -26,7 +29,8 @@ from std_msgs.msg import Header
 
 from ppd_ros.geometry.camera_model import CameraModelError, camera_from_info_fields
 from ppd_ros.messages.compressed_image import compressed_to_rgb
-from ppd_ros.messages.image_encoding import COLOR_ENCODINGS, ImageEncodingError, image_to_rgb
+from ppd_ros.messages.image_encoding import (COLOR_ENCODINGS, ImageEncodingError,
+                                             image_to_depth_m, image_to_rgb)
 from ppd_ros.node import message_builders as build
 from ppd_ros.node.diagnostics import depth_node_status
 from ppd_ros.node.frame_statistics import FrameStatistics
@@ -34,8 +38,9 @@ from ppd_ros.node.latest_frame_slot import LatestFrameSlot
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
 from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
-from ppd_ros.pipeline.metric_scaler import metric_scaler_for_mode
+from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
 from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
+from ppd_ros.pipeline.reference_pairing import ReferencePairing
 
 NODE_NAME = 'depth_node'
 ERROR_PERIOD_S = 5.0
@@ -56,10 +61,26 @@ def _image_problem(msg) -> str:
     return 'bad_payload'
 
 
-class DepthNode(Node):
-    """Parameters, topics and threading of depth_node; the work is in DepthPipeline."""
+def _stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
-    def __init__(self, **kwargs):
+
+def _describe(predictor) -> str:
+    config = getattr(predictor, 'config', None)
+    return (f"{getattr(config, 'name', type(predictor).__name__)} on "
+            f"{getattr(predictor, 'device', 'an unknown device')}")
+
+
+class DepthNode(Node):
+    """Parameters, topics and threading of depth_node; the work is in DepthPipeline.
+
+    predictor: use this object instead of loading the model from the checkpoint parameters
+    (an in-process test double, or a predictor shared with other code). It needs
+    predict(rgb, steps=, seed=) returning an object with `depth` (H x W float32 relative
+    depth) and `timings` (dict of seconds), like ppd_ros.model.DepthPredictor.
+    """
+
+    def __init__(self, predictor=None, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         try:
             for spec in PARAMETERS:
@@ -74,12 +95,13 @@ class DepthNode(Node):
         s = DepthNodeSettings.from_values(values)
         # settings and the scaler they imply are replaced together, so a frame never mixes them
         self._config = (s, metric_scaler_for_mode(s.depth_mode, s.scale))
-        try:
-            predictor = load_predictor_from_paths(
-                s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
-                s.precision, s.num_threads)
-        except ModelUnavailableError as err:
-            raise StartupError(str(err)) from err
+        if predictor is None:
+            try:
+                predictor = load_predictor_from_paths(
+                    s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
+                    s.precision, s.num_threads)
+            except ModelUnavailableError as err:
+                raise StartupError(str(err)) from err
         self._pipeline = DepthPipeline(predictor)
 
         self._stats = FrameStatistics()
@@ -91,8 +113,10 @@ class DepthNode(Node):
         self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', 1)
         self._points_pub = self.create_publisher(PointCloud2, 'points', 1)
         self._colored_pub = self.create_publisher(Image, 'depth/colored', 1)
+        self._inliers_pub = self.create_publisher(Image, 'depth/inliers', 1)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._outputs = (self._depth_pub, self._info_pub, self._points_pub, self._colored_pub)
+        self._outputs = (self._depth_pub, self._info_pub, self._points_pub, self._colored_pub,
+                         self._inliers_pub)
 
         reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == 'reliable'
                        else ReliabilityPolicy.BEST_EFFORT)
@@ -106,14 +130,19 @@ class DepthNode(Node):
             self._image_sub = self.create_subscription(Image, 'image', self._on_image, image_qos)
         self._info_sub = self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
                                                   info_qos)
+        self._reference_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                                         reliability=reliability)
+        self._reference_sub = None  # created when depth.mode is (or becomes) 'reference'
+        self._references = ReferencePairing(s.reference_queue_size)
+        self._subscribe_reference_if_needed(s)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name='ppd_inference',
                                         daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f"ready: model {predictor.config.name} on {predictor.device}, depth.mode "
-            f"'{s.depth_mode}', listening on {self._image_sub.topic_name}")
+            f"ready: model {_describe(predictor)}, depth.mode '{s.depth_mode}', listening on "
+            f"{self._image_sub.topic_name}")
 
     # --- callbacks (executor thread): cheap, never wait for the model ---
 
@@ -128,6 +157,16 @@ class DepthNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
+    def _on_reference(self, msg: Image) -> None:
+        if self._config[0].depth_mode == 'reference':
+            self._references.add(_stamp_ns(msg.header), msg)
+
+    def _subscribe_reference_if_needed(self, s: DepthNodeSettings) -> None:
+        if s.depth_mode == 'reference' and self._reference_sub is None:
+            self._reference_sub = self.create_subscription(
+                Image, 'depth_reference', self._on_reference, self._reference_qos)
+            self._references.name = self._reference_sub.topic_name
+
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = dict(self._values)
         values.update({p.name: p.value for p in params})
@@ -139,12 +178,17 @@ class DepthNode(Node):
         current, scaler = self._config
         if (settings.depth_mode, settings.scale) != (current.depth_mode, current.scale):
             scaler = metric_scaler_for_mode(settings.depth_mode, settings.scale)
+        self._subscribe_reference_if_needed(settings)
         self._config = (settings, scaler)
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
-        status = depth_node_status(f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
-                                   self._stats.snapshot(), self._idle(self._config[0]))
+        s, scaler = self._config
+        status = depth_node_status(
+            f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
+            self._stats.snapshot(), self._idle(s), s.depth_mode,
+            None if scaler is None else scaler.status,
+            self._references.status() if s.depth_mode == 'reference' else None)
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -217,6 +261,27 @@ class DepthNode(Node):
             return None, info, problem
         return camera, info, None
 
+    def _paired_reference(self, stamp_ns: int, s: DepthNodeSettings):
+        """(reference in metres or None, why there is none) for a frame stamped stamp_ns."""
+        match = self._references.match(stamp_ns, s.reference_max_dt, s.reference_max_wait_s)
+        if match.reference is None:
+            return None, match.problem
+        ref = match.reference
+        try:
+            return image_to_depth_m(ref.encoding, ref.height, ref.width, ref.step, ref.data,
+                                    bool(ref.is_bigendian)), ''
+        except ImageEncodingError as err:
+            problem = f"bad image on '{self._references.name}': {err}"
+            self._error('bad_reference', problem)
+            return None, problem
+
+    def _begin_scaled_frame(self, scaler, stamp_ns: int, s: DepthNodeSettings) -> None:
+        if isinstance(scaler, ReferenceScaler):
+            reference, problem = self._paired_reference(stamp_ns, s)
+            scaler.begin_frame(stamp_ns * 1e-9, reference, problem)
+        elif scaler is not None:
+            scaler.begin_frame(stamp_ns * 1e-9)
+
     def _process(self, msg: Image | CompressedImage) -> None:
         s, scaler = self._config
         start = time.perf_counter()
@@ -231,14 +296,19 @@ class DepthNode(Node):
             cloud=self._wanted(self._points_pub, s), cloud_stride=s.cloud_stride,
             cloud_rgb=s.cloud_rgb, colorize=s.colorize and self._wanted(self._colored_pub, s))
         decode_s = time.perf_counter() - start
+        clock = time.perf_counter()
+        self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s)
+        pairing_s = time.perf_counter() - clock
         result = self._pipeline.process(rgb, camera, options, scaler)
 
         clock = time.perf_counter()
         header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
         if scaler is not None and result.metres is None:
-            self._warn('no_scale', f"depth.mode '{s.depth_mode}' found no metric scale for "
-                       "this frame: publishing no depth and no points")
+            self._warn('no_scale', f"depth.mode '{s.depth_mode}': {scaler.status.reason}; "
+                       'publishing no metric depth and no points')
         else:
+            if scaler is not None and scaler.status.held_for > 0:
+                self._warn('scale_held', f"depth.mode '{s.depth_mode}': {scaler.status.reason}")
             if self._wanted(self._depth_pub, s):
                 self._depth_pub.publish(build.depth_image_message(header, result.depth,
                                                                   s.depth_encoding))
@@ -246,6 +316,9 @@ class DepthNode(Node):
                 self._info_pub.publish(build.camera_info_message(header, result.camera, info))
             if result.cloud is not None:
                 self._points_pub.publish(build.pointcloud_message(header, result.cloud))
+            if (isinstance(scaler, ReferenceScaler) and s.reference_publish_inliers
+                    and self._wanted(self._inliers_pub, s)):
+                self._publish_inliers(header, scaler.inlier_mask(result.relative))
         if result.colored is not None:
             self._colored_pub.publish(build.color_image_message(header, result.colored, 'bgr8'))
         publish_s = time.perf_counter() - clock
@@ -253,7 +326,14 @@ class DepthNode(Node):
         latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9
         stages = {'decode': decode_s, **result.timings, 'publish': publish_s,
                   'node total': time.perf_counter() - start}
+        if isinstance(scaler, ReferenceScaler):
+            stages['reference pairing'] = pairing_s
         self._stats.frame_processed(stages, latency, problem)
+
+    def _publish_inliers(self, header: Header, mask: np.ndarray | None) -> None:
+        if mask is not None:
+            self._inliers_pub.publish(build.image_message(header, mask.shape[0], mask.shape[1],
+                                                          'mono8', mask.shape[1], mask))
 
     def destroy_node(self) -> None:
         self._slot.close()

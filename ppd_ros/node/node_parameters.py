@@ -86,14 +86,49 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "relative: 'depth' carries PPD's relative depth (normalised log(1 + d), "
                   "larger = farther, NOT metres) and no cloud is published. range: metres "
                   "from the assumed scene range range.near_m .. range.far_m, with clouds. "
-                  "reference: not available yet.", choices=DEPTH_MODES),
+                  "reference: metres from a robust per-frame fit to the metric depth image "
+                  "on 'depth_reference' (paired by stamp), with clouds.", choices=DEPTH_MODES),
     ParameterSpec('depth.encoding', '32FC1', "32FC1 (NaN invalid) or 16UC1 millimetres "
                   "(0 invalid; metric modes only).", choices=tuple(DEPTH_ENCODINGS)),
+    ParameterSpec('depth.min_m', 0.1, 'Metric modes: metric depth below this is published as '
+                  'invalid (and gives no point); reference pixels below it are not fitted.',
+                  float_range=(0.0, 1000.0)),
+    ParameterSpec('depth.max_m', 20.0, 'Metric modes: metric depth above this is published as '
+                  'invalid (and gives no point); reference pixels above it are not fitted. '
+                  'Must exceed depth.min_m.', float_range=(0.01, 10000.0)),
     ParameterSpec('range.near_m', 0.5, "depth.mode 'range': metres at the prediction's 2nd "
                   'percentile (the near end of the scene).', float_range=(0.0, 1000.0)),
     ParameterSpec('range.far_m', 10.0, "depth.mode 'range': metres at the prediction's 98th "
                   'percentile (the far end of the scene); must exceed range.near_m.',
                   float_range=(0.01, 10000.0)),
+    ParameterSpec('scale.smoothing', 0.3, 'Metric modes: EMA weight of each new frame fit in '
+                  'the applied scale (1: no smoothing, smaller: steadier but slower).',
+                  float_range=(0.01, 1.0)),
+    ParameterSpec('scale.max_jump', 0.25, 'Metric modes: a fit changing the median metric '
+                  'depth by more than this fraction is rejected as an outlier (held).',
+                  float_range=(0.01, 10.0)),
+    ParameterSpec('scale.reset_after', 5, 'Metric modes: this many consecutive, mutually '
+                  'consistent outlier fits are a real change: the scale restarts from them.',
+                  int_range=(1, 100)),
+    ParameterSpec('scale.hold_frames', 5, 'Metric modes: after a failed or rejected fit (or no '
+                  'reference) keep the last scale this many frames, then publish no metric '
+                  'depth and no points until a fit succeeds.', int_range=(0, 1000)),
+    ParameterSpec('reference.max_dt', 0.02, "depth.mode 'reference': largest |stamp "
+                  "difference| (s) between an image and its depth_reference.",
+                  float_range=(0.0, 1.0)),
+    ParameterSpec('reference.max_wait_s', 0.05, "depth.mode 'reference': how long a frame may "
+                  'wait for a depth_reference that has not arrived yet (only while the '
+                  'reference stream is live).', float_range=(0.0, 1.0)),
+    ParameterSpec('reference.queue_size', 30, "depth.mode 'reference': recent depth_reference "
+                  'images kept for pairing; cover the reference rate x the time a frame waits '
+                  'for the model.', read_only=True, int_range=(1, 300)),
+    ParameterSpec('reference.inlier_threshold', 0.05, "depth.mode 'reference': fit inlier "
+                  'band in log(1 + metres) (0.05 ~ 5 % of depth).', float_range=(0.001, 1.0)),
+    ParameterSpec('reference.min_inlier_ratio', 0.3, "depth.mode 'reference': a fit with a "
+                  'smaller share of inlier reference pixels fails.', float_range=(0.0, 1.0)),
+    ParameterSpec('reference.publish_inliers', False, "depth.mode 'reference': publish "
+                  "'depth/inliers' (mono8, 255 where the reference agrees with the metric "
+                  'depth within reference.inlier_threshold).'),
     ParameterSpec('cloud.stride', 1, 'Keep every n-th row and column in the organized cloud.',
                   int_range=(1, 32)),
     ParameterSpec('cloud.rgb', True, "Add the packed 'rgb' field to the cloud."),
@@ -123,19 +158,30 @@ class DepthNodeSettings:
     output_scale: float
     depth_mode: str
     depth_encoding: str
+    depth_min_m: float
+    depth_max_m: float
     range_near_m: float
     range_far_m: float
+    scale_smoothing: float
+    scale_max_jump: float
+    scale_reset_after: int
+    scale_hold_frames: int
+    reference_max_dt: float
+    reference_max_wait_s: float
+    reference_queue_size: int
+    reference_inlier_threshold: float
+    reference_min_inlier_ratio: float
+    reference_publish_inliers: bool
     cloud_stride: int
     cloud_rgb: bool
     colorize: bool
 
+    scale: ScaleSettings  # the metric-mode settings among the above, grouped
+
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DepthNodeSettings:
-        return cls(**{f.name: values[_param_name(f.name)] for f in fields(cls)})
-
-    @property
-    def scale(self) -> ScaleSettings:
-        return ScaleSettings(self.range_near_m, self.range_far_m)
+        return cls(**{f.name: values[_param_name(f.name)] for f in fields(cls)
+                      if f.name != 'scale'}, scale=ScaleSettings.from_parameters(values))
 
 
 def _param_name(attribute: str) -> str:
@@ -156,9 +202,11 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
                     f"{', '.join(spec.choices)}")
     if not _DEVICE.match(values['device']):
         return f"parameter 'device' is '{values['device']}'; expected auto, cpu, cuda or cuda:N"
+    if not values['depth.min_m'] < values['depth.max_m']:
+        return (f"depth.min_m ({values['depth.min_m']}) must be below depth.max_m "
+                f"({values['depth.max_m']})")
     try:
-        metric_scaler_for_mode(values['depth.mode'],
-                               ScaleSettings(values['range.near_m'], values['range.far_m']))
+        metric_scaler_for_mode(values['depth.mode'], ScaleSettings.from_parameters(values))
     except DepthModeError as err:
         return str(err)
     if values['depth.encoding'] == '16UC1' and values['depth.mode'] == 'relative':
