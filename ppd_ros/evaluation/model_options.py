@@ -3,8 +3,7 @@
 checkpoint (a ppd_ros .safetensors) wins; with --checkpoint '' (or when only
 --dit-checkpoint / --encoder-checkpoint are given) the official release files are loaded as
 --variant. Relative paths resolve like the node's (package share, source checkout, cwd).
-The defaults mirror ppd_ros.node.node_parameters (a test keeps them equal); that module is not
-imported here because it needs rclpy.
+The defaults are ppd_ros.pipeline.predictor_loading.MODEL_DEFAULTS, as for the node.
 """
 from __future__ import annotations
 
@@ -12,22 +11,8 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
-from ppd_ros.pipeline.predictor_loading import ModelUnavailableError
-
-DEFAULTS = {
-    'checkpoint': 'models/tiny_ppd.safetensors',
-    'dit_checkpoint': 'models/ppd.pth',
-    'encoder_checkpoint': 'models/depth_anything_v2_vitl.pth',
-    'variant': 'large',
-    'device': 'auto',
-    'precision': 'fp32',
-    'num_threads': 0,
-    'steps': 4,
-    'seed': 0,
-}
-VARIANT_CHOICES = ('tiny', 'small', 'large')
-PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
+from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS as DEFAULTS, PRECISION_CHOICES,
+                                                VARIANT_CHOICES, require_weight_file)
 
 
 @dataclass(frozen=True)
@@ -53,13 +38,8 @@ class ModelOptions:
         """The weight files as existing paths; ModelUnavailableError names a missing one."""
         resolved = {}
         for name, path in self.weight_files().items():
-            found = resolve_package_path(path)
-            if found is None:
-                looked = ', '.join(str(p) for p in candidate_paths(path))
-                raise ModelUnavailableError(
-                    f"{name.replace('_', '-')} '{path}' not found (looked in: {looked}). "
-                    f"Download the weights with `ppd-fetch`, or pass "
-                    f"--{name.replace('_', '-')} PATH to an existing file.")
+            option = name.replace('_', '-')
+            found = require_weight_file(path, option, f'pass --{option} PATH to an existing file')
             resolved[name] = found.resolve()
         return resolved
 

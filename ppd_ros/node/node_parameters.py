@@ -14,6 +14,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
+from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, PRECISION_CHOICES,
+                                                VARIANT_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -42,24 +44,24 @@ class ParameterSpec:
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- model (read-only) ---
-    ParameterSpec('checkpoint', 'models/tiny_ppd.safetensors',
+    ParameterSpec('checkpoint', MODEL_DEFAULTS['checkpoint'],
                   'ppd_ros .safetensors checkpoint (it carries its model config). Empty: load '
                   'the official files dit_checkpoint + encoder_checkpoint as `variant`. Relative '
                   'paths resolve against the package share directory, the source checkout, '
                   'then the working directory.', read_only=True),
-    ParameterSpec('dit_checkpoint', 'models/ppd.pth',
+    ParameterSpec('dit_checkpoint', MODEL_DEFAULTS['dit_checkpoint'],
                   'Official PPD DiT weights, used when checkpoint is empty.', read_only=True),
-    ParameterSpec('encoder_checkpoint', 'models/depth_anything_v2_vitl.pth',
+    ParameterSpec('encoder_checkpoint', MODEL_DEFAULTS['encoder_checkpoint'],
                   'Official Depth Anything v2 ViT-L weights, used when checkpoint is empty.',
                   read_only=True),
-    ParameterSpec('variant', 'large',
+    ParameterSpec('variant', MODEL_DEFAULTS['variant'],
                   'Model variant for the official files (a ppd_ros checkpoint brings its own).',
-                  read_only=True, choices=('tiny', 'small', 'large')),
-    ParameterSpec('device', 'auto', "Torch device: auto (cuda if available), cpu, cuda or "
+                  read_only=True, choices=VARIANT_CHOICES),
+    ParameterSpec('device', MODEL_DEFAULTS['device'], "Torch device: auto (cuda if available), cpu, cuda or "
                   "cuda:N.", read_only=True),
-    ParameterSpec('precision', 'fp32', 'Inference precision (fp16 / bf16 use autocast).',
-                  read_only=True, choices=('fp32', 'fp16', 'bf16')),
-    ParameterSpec('num_threads', 0, 'CPU threads for torch; 0 keeps the torch default.',
+    ParameterSpec('precision', MODEL_DEFAULTS['precision'], 'Inference precision (fp16 / bf16 use autocast).',
+                  read_only=True, choices=PRECISION_CHOICES),
+    ParameterSpec('num_threads', MODEL_DEFAULTS['num_threads'], 'CPU threads for torch; 0 keeps the torch default.',
                   read_only=True, int_range=(0, 256)),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
@@ -75,9 +77,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True, float_range=(0.1, 60.0)),
     # --- run time ---
     ParameterSpec('lazy', True, 'Run no inference while nothing subscribes to any output.'),
-    ParameterSpec('steps', 4, 'Diffusion sampling steps per frame (more: slower, finer).',
+    ParameterSpec('steps', MODEL_DEFAULTS['steps'], 'Diffusion sampling steps per frame (more: slower, finer).',
                   int_range=(1, 64)),
-    ParameterSpec('seed', 0, 'Seed of the initial noise, the same every frame (steadier '
+    ParameterSpec('seed', MODEL_DEFAULTS['seed'], 'Seed of the initial noise, the same every frame (steadier '
                   'output); -1 draws fresh noise per frame.', int_range=(-1, 2**31 - 1)),
     ParameterSpec('output_scale', 1.0, 'Size of depth, cloud and colored outputs relative to '
                   'the input image (depth/camera_info is scaled to match).',
