@@ -1,23 +1,48 @@
 """Per-frame overhead of depth_node around the model forward pass.
 
 Times everything the node does per frame except the network itself, at 640x480 and
-1280x720: decoding the incoming Image, the model's postprocess (bilinear upsampling of the
-network output to the input size), metric conversion, the organized xyz+rgb cloud
-(depth_image_proc layout), colorize, and building + publishing the depth, camera_info,
-cloud and colored messages (array.array payloads, rclpy conversion and serialisation; the
-publishers have no subscribers). Prints median milliseconds per stage.
+1280x720 with cloud strides 1 and 2: decoding the incoming Image, the model's postprocess
+(bilinear upsampling of the network output to the input size), metric conversion, the
+organized xyz+rgb cloud (depth_image_proc layout, point_step 32), colorize, and building +
+publishing the depth, camera_info, cloud and colored messages (array.array payloads, rclpy
+conversion and serialisation). By default the publishers have no subscribers; --subscriber
+starts one subscriber process for all four topics (with the Fast DDS large-message profile),
+which is what a deployment pays.
 
-    python bench/bench_node_overhead.py [--frames 30] [--stride 1]
+Stages run as depth_node wires them (DepthPipeline.process, then message_builders), in a
+worker thread as in the node. Rows marked * are the proposed wiring measured on the same
+frame (not part of 'total'): one-pass cloud (unproject_to_cloud) and colorize straight into
+a bgr8 payload (colorize_depth(bgr=True, out=new_image_buffer) + bgr_image_message).
+
+The machine is shared: the load average is printed with the results, and every number is
+a median over --frames frames. 'wall' is elapsed time (includes time spent waiting for a
+CPU); 'cpu' is this process's CPU time (time.process_time: all its threads, so OpenCV's
+helper threads count too), which is far less sensitive to other processes. The pipeline
+only reports wall time per stage, so its CPU time is split in proportion. A third table
+counts minor page faults (fresh 4 KiB pages, ~1-2 us each on this VM): 0 in steady state.
+
+    python bench/bench_node_overhead.py [--frames 40] [--strides 1 2] [--subscriber]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / 'config' / 'fastdds_large_messages.xml'
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+if '--subscriber' in sys.argv and '--no-profile' not in sys.argv:
+    for _var in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        os.environ.setdefault(_var, str(PROFILE))
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import torch  # noqa: E402
@@ -25,6 +50,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from ppd_ros.geometry.camera_model import camera_from_horizontal_fov  # noqa: E402
+from ppd_ros.geometry.colorize import colorize_depth  # noqa: E402
+from ppd_ros.geometry.unproject import unproject_to_cloud  # noqa: E402
 from ppd_ros.messages.image_encoding import image_to_rgb  # noqa: E402
 from ppd_ros.model.predictor import Prediction  # noqa: E402
 from ppd_ros.model.preprocess import network_size, upsample_depth  # noqa: E402
@@ -33,6 +60,24 @@ from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions  # no
 
 SIZES = ((640, 480), (1280, 720))
 LARGE_MODEL_AREA = 1024 * 768
+TOPICS = (('depth', Image), ('info', CameraInfo), ('points', PointCloud2), ('colored', Image))
+PIPELINE_STAGES = ('postprocess', 'metric', 'resize', 'cloud', 'colorize')
+PROPOSED = ('cloud one pass*', 'colorize bgr into payload*')
+
+SUBSCRIBER = '''
+import sys, rclpy
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+rclpy.init()
+node = rclpy.create_node('ppd_bench_subscriber')
+for name, kind in (('depth', Image), ('info', CameraInfo), ('points', PointCloud2),
+                   ('colored', Image)):
+    node.create_subscription(kind, sys.argv[1] + name, lambda msg: None, QoSProfile(depth=1))
+try:
+    rclpy.spin(node)
+except BaseException:
+    pass
+'''
 
 
 class NetworkOutputOnly:
@@ -59,13 +104,52 @@ class ExpScale:
         return np.exp(relative * np.float32(3.0)) * np.float32(0.5)
 
 
+class Clock:
+    """Wall and process-CPU seconds, and minor page faults, per stage of one frame."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.faults: dict[str, float] = {}
+        self._mark = self._now()
+
+    @staticmethod
+    def _now() -> tuple[float, float, int]:
+        return (time.perf_counter(), time.process_time(),
+                resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+    def lap(self, stage: str) -> None:
+        now = self._now()
+        for store, new, old in zip((self.wall, self.cpu, self.faults), now, self._mark):
+            store[stage] = store.get(stage, 0) + new - old
+        self._mark = now
+
+    def restart(self) -> None:
+        self._mark = self._now()
+
+
 def _incoming_image(rgb: np.ndarray) -> Image:
     msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding='rgb8', step=rgb.shape[1] * 3)
     msg.data = build.uint8_array(rgb)
     return msg
 
 
-def bench_size(node, width: int, height: int, frames: int, stride: int) -> dict[str, float]:
+def _totals(t: dict[str, float]) -> None:
+    as_wired = [k for k in t if not k.endswith('*')]
+    t['total'] = sum(t[k] for k in as_wired)
+    t['total excl. publish'] = t['total'] - t['publish points'] - t['publish depth+info+colored']
+    t['total excl. colorize'] = t['total'] - t['colorize'] - t['build colored msg']
+    t['total excl. publish, colorize'] = (t['total excl. publish'] - t['colorize']
+                                          - t['build colored msg'])
+    swapped = (t['total'] - t['cloud'] - t['colorize'] - t['build colored msg']
+               + t['cloud one pass*'] + t['colorize bgr into payload*'])
+    t['total, proposed wiring*'] = swapped
+    t['total excl. publish, proposed wiring*'] = (swapped - t['publish points']
+                                                  - t['publish depth+info+colored'])
+
+
+def bench_size(node, width: int, height: int, stride: int, frames: int, warmup: int,
+               subscribers: int) -> tuple[dict[str, float], ...]:
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     incoming = _incoming_image(rgb)
@@ -73,59 +157,163 @@ def bench_size(node, width: int, height: int, frames: int, stride: int) -> dict[
     info_source = CameraInfo(distortion_model='plumb_bob', d=[0.0] * 5)
     pipeline = DepthPipeline(NetworkOutputOnly(width, height))
     options = PipelineOptions(cloud_stride=stride)
-    pubs = {name: node.create_publisher(kind, f'bench/{name}', 1) for name, kind in
-            (('depth', Image), ('info', CameraInfo), ('points', PointCloud2), ('colored', Image))}
-    samples: dict[str, list[float]] = {}
-    for i in range(frames + 3):  # 3 warm-up frames
-        t = {}
-        start = time.perf_counter()
-        decoded = image_to_rgb(incoming.encoding, incoming.height, incoming.width, incoming.step,
-                               incoming.data)
-        t['decode image'] = time.perf_counter() - start
+    pubs = {name: node.create_publisher(kind, f'bench/{name}', 1) for name, kind in TOPICS}
+    if subscribers:
+        deadline = time.monotonic() + 30.0
+        while any(p.get_subscription_count() < subscribers for p in pubs.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError('the subscriber process did not match within 30 s')
+            time.sleep(0.05)
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    faults: dict[str, list[float]] = {}
+    for i in range(frames + warmup):
+        c = Clock()
+        decoded = image_to_rgb(incoming.encoding, incoming.height, incoming.width,
+                               incoming.step, incoming.data)
+        c.lap('decode image')
         frame = pipeline.process(decoded, camera, options, ExpScale())
-        for stage in ('postprocess', 'metric', 'resize', 'cloud', 'colorize'):
-            t[stage] = frame.timings[stage]
+        c.lap('pipeline')
         header = Header(frame_id='camera_optical_frame')
-        clock = time.perf_counter()
-        msgs = {'depth': build.depth_image_message(header, frame.depth, '32FC1'),
-                'info': build.camera_info_message(header, frame.camera, info_source),
-                'points': build.pointcloud_message(header, frame.cloud),
-                'colored': build.color_image_message(header, frame.colored, 'bgr8')}
-        t['build messages'] = time.perf_counter() - clock
-        clock = time.perf_counter()
-        for name, msg in msgs.items():
-            pubs[name].publish(msg)
-        t['publish (rclpy)'] = time.perf_counter() - clock
-        t['total'] = time.perf_counter() - start
-        if i >= 3:
-            for k, v in t.items():
-                samples.setdefault(k, []).append(v)
+        depth_msg = build.depth_image_message(header, frame.depth, '32FC1')
+        info_msg = build.camera_info_message(header, frame.camera, info_source)
+        c.lap('build depth+info msgs')
+        points_msg = build.pointcloud_message(header, frame.cloud)
+        c.lap('build points msg')
+        colored_msg = build.color_image_message(header, frame.colored, 'bgr8')
+        c.lap('build colored msg')
+        pubs['points'].publish(points_msg)
+        c.lap('publish points')
+        pubs['depth'].publish(depth_msg)
+        pubs['info'].publish(info_msg)
+        pubs['colored'].publish(colored_msg)
+        c.lap('publish depth+info+colored')
+        del points_msg, depth_msg, info_msg, colored_msg
+        # proposed wiring, on the same frame (not part of 'total')
+        c.restart()
+        unproject_to_cloud(frame.metres, frame.camera, stride, decoded)
+        c.lap('cloud one pass*')
+        h, w = frame.metres.shape
+        bgr = colorize_depth(frame.metres, bgr=True, out=build.new_image_buffer(h, w))
+        build.bgr_image_message(header, bgr)
+        c.lap('colorize bgr into payload*')
+        # the pipeline's own per-stage timings, in place of its wall-clock total
+        pipe_wall, pipe_cpu = c.wall.pop('pipeline'), c.cpu.pop('pipeline')
+        wall_sum = sum(frame.timings[k] for k in PIPELINE_STAGES)
+        for stage in PIPELINE_STAGES:  # CPU split in proportion to the wall split
+            c.wall[stage] = frame.timings[stage]
+            c.cpu[stage] = pipe_cpu * frame.timings[stage] / wall_sum if wall_sum else 0.0
+        c.wall['pipeline other'] = max(0.0, pipe_wall - wall_sum)
+        c.cpu['pipeline other'] = 0.0
+        c.faults['total'] = sum(v for k, v in c.faults.items() if not k.endswith('*'))
+        if i >= warmup:
+            for store, values in ((wall, c.wall), (cpu, c.cpu), (faults, c.faults)):
+                if values is not c.faults:
+                    _totals(values)
+                for k, v in values.items():
+                    store.setdefault(k, []).append(v)
     for pub in pubs.values():
         node.destroy_publisher(pub)
-    return {k: statistics.median(v) * 1e3 for k, v in samples.items()}
+    messages = ('build depth+info msgs', 'build points msg', 'build colored msg',
+                'publish points', 'publish depth+info+colored')
+    order = ('decode image', *PIPELINE_STAGES, 'pipeline other', *messages, *PROPOSED, 'total',
+             'total excl. publish', 'total excl. colorize', 'total excl. publish, colorize',
+             'total, proposed wiring*', 'total excl. publish, proposed wiring*')
+    fault_order = ('decode image', 'pipeline', *messages, *PROPOSED, 'total')
+    return ({k: statistics.median(wall[k]) * 1e3 for k in order},
+            {k: statistics.median(cpu[k]) * 1e3 for k in order},
+            {k: statistics.median(faults[k]) for k in fault_order})
+
+
+def _run_in_worker(fn, *args):
+    """Run fn in a separate thread, as depth_node runs its pipeline in a worker thread."""
+    result = {}
+
+    def target():
+        try:
+            result['value'] = fn(*args)
+        except BaseException as err:  # re-raised in the caller
+            result['error'] = err
+
+    thread = threading.Thread(target=target, name='bench_worker')
+    thread.start()
+    thread.join()
+    if 'error' in result:
+        raise result['error']
+    return result['value']
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f'{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs'
+
+
+def _table(title: str, columns: dict[str, dict[str, float]], digits: int = 2) -> None:
+    print(f'\n{title}')
+    print('| stage | ' + ' | '.join(columns) + ' |')
+    print('|---|' + '---:|' * len(columns))
+    for stage in next(iter(columns.values())):
+        bold = '**' if stage.startswith('total') else ''
+        print(f'| {bold}{stage}{bold} | '
+              + ' | '.join(f'{r[stage]:.{digits}f}' for r in columns.values()) + ' |')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--frames', type=int, default=30)
-    parser.add_argument('--stride', type=int, default=1, help='cloud.stride')
+    parser.add_argument('--frames', type=int, default=40)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--strides', type=int, nargs='+', default=[1, 2], help='cloud.stride')
+    parser.add_argument('--sizes', nargs='+', default=[f'{w}x{h}' for w, h in SIZES])
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--subscriber', action='store_true',
+                        help='one subscriber process on all four topics')
+    parser.add_argument('--no-profile', action='store_true',
+                        help='with --subscriber: no Fast DDS large-message profile')
+    parser.add_argument('--cv-threads', type=int, default=None,
+                        help='cv2.setNumThreads (default: leave OpenCV\'s default)')
+    parser.add_argument('--main-thread', action='store_true',
+                        help='run in the main thread instead of a worker thread')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.cv_threads is not None:
+        cv2.setNumThreads(args.cv_threads)
+    sizes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
+    load_before = _load()
     rclpy.init()
     node = rclpy.create_node('ppd_bench_node_overhead')
+    sub = None
+    if args.subscriber:
+        prefix = node.get_namespace().rstrip('/') + '/bench/'
+        sub = subprocess.Popen([sys.executable, '-c', SUBSCRIBER, prefix])
+    wall, cpu, faults = {}, {}, {}
     try:
-        results = {f'{w}x{h}': bench_size(node, w, h, args.frames, args.stride) for w, h in SIZES}
+        for w, h in sizes:
+            for stride in args.strides:
+                run = (bench_size if args.main_thread
+                       else lambda *a: _run_in_worker(bench_size, *a))
+                key = f'{w}x{h} s{stride}'
+                wall[key], cpu[key], faults[key] = run(node, w, h, stride, args.frames, args.warmup,
+                                          1 if sub else 0)
     finally:
+        if sub is not None:
+            sub.terminate()
+            sub.wait(timeout=10)
         node.destroy_node()
         rclpy.try_shutdown()
-    stages = list(next(iter(results.values())))
-    print(f'depth_node per-frame overhead, median ms over {args.frames} frames '
-          f'(cloud xyz+rgb, stride {args.stride}; torch threads {args.threads})')
-    print(f'| stage | ' + ' | '.join(results) + ' |')
-    print('|---|' + '---:|' * len(results))
-    for stage in stages:
-        print(f'| {stage} | ' + ' | '.join(f'{r[stage]:.2f}' for r in results.values()) + ' |')
+    print('depth_node per-frame overhead (everything but the network forward), median ms over '
+          f'{args.frames} frames; cloud xyz+rgb (point_step 32), stride sN')
+    print(f'load average before: {load_before}; after: {_load()}')
+    if sub is None:
+        subscribers = 'none'
+    else:
+        subscribers = '1 (other process, ' + ('default Fast DDS transports)' if args.no_profile
+                                              else 'Fast DDS large-message profile)')
+    print(f"subscribers: {subscribers}; thread: {'main' if args.main_thread else 'worker'}; "
+          f'torch threads {args.threads}; OpenCV threads {cv2.getNumThreads()}; '
+          f'numpy {np.__version__}, OpenCV {cv2.__version__}')
+    _table('wall-clock ms (median)', wall)
+    _table('process CPU ms (median; pipeline stages: its CPU time split by their wall share)', cpu)
+    _table('minor page faults (median; 4 KiB pages first touched, ~1-2 us each here)', faults, 0)
 
 
 if __name__ == '__main__':

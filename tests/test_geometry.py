@@ -193,3 +193,303 @@ def test_cloud_bytes_read_as_numpy_structured_array():
     assert (points['x'][0], points['y'][0], points['z'][0]) == (1.0, 2.0, 3.0)
     assert np.isnan(points['z'][1])
     assert list(points['rgb']) == [0x010203, 0xFAFBFC]
+
+
+# --- fast paths vs straightforward reference implementations --------------------------------
+# The references below are the plain-numpy implementations the OpenCV-assisted code replaced;
+# every fast path must give the same bytes.
+
+def _reference_unproject(depth, camera, stride=1):
+    rays = ray_table(camera, stride)
+    z = depth[::stride, ::stride].astype(np.float32)
+    z[~(z > 0) | ~np.isfinite(z)] = np.nan
+    out = np.empty(z.shape + (3,), dtype=np.float32)
+    np.multiply(z, rays.x_over_z[np.newaxis, :], out=out[..., 0])
+    np.multiply(z, rays.y_over_z[:, np.newaxis], out=out[..., 1])
+    out[..., 2] = z
+    return out
+
+
+def _reference_cloud_bytes(xyz, rgb=None):
+    """depth_image_proc layout written field by field with numpy."""
+    h, w = xyz.shape[:2]
+    step = 32 if rgb is not None else 16
+    data = np.zeros(h * w * step, np.uint8)
+    words = data.view('<u4').reshape(h, w, step // 4)
+    words[..., :3] = np.ascontiguousarray(xyz, '<f4').view('<u4')
+    if rgb is not None:
+        r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+        words[..., 4] = (r << 16) | (g << 8) | b
+    return data
+
+
+def _reference_colorize(depth, vmin=None, vmax=None, invalid_color=(0, 0, 0)):
+    from ppd_ros.geometry.colorize import SPECTRAL_LUT
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(depth)
+    out = np.empty(depth.shape + (3,), dtype=np.uint8)
+    out[...] = np.asarray(invalid_color, dtype=np.uint8)
+    if not valid.any():
+        return out
+    values = depth[valid]
+    lo = float(values.min()) if vmin is None else float(vmin)
+    hi = float(values.max()) if vmax is None else float(vmax)
+    if hi > lo:
+        scaled = np.clip((values - lo) / (hi - lo) * 255.0, 0.0, 255.0)
+    else:
+        scaled = np.zeros_like(values)
+    out[valid] = SPECTRAL_LUT[scaled.astype(np.uint8)]
+    return out
+
+
+def _awkward_depth(h, w, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(0.2, 12.0, (h, w))
+    bad = rng.random((h, w))
+    depth[bad < 0.03] = np.nan
+    depth[(bad >= 0.03) & (bad < 0.04)] = 0.0
+    depth[(bad >= 0.04) & (bad < 0.05)] = -2.5
+    depth[(bad >= 0.05) & (bad < 0.055)] = np.inf
+    depth[(bad >= 0.055) & (bad < 0.06)] = -np.inf
+    return depth.astype(dtype)
+
+
+@pytest.mark.parametrize('size', [(48, 64), (37, 53), (1, 1), (1, 9), (7, 1)])
+@pytest.mark.parametrize('stride', [1, 2, 3, 5])
+@pytest.mark.parametrize('awkward', [False, True])
+@pytest.mark.parametrize('block_bytes', [None, 1, 700])  # one block; a row each; 2-10 rows
+def test_cloud_fast_paths_match_reference_bytes(size, stride, awkward, block_bytes,
+                                                monkeypatch):
+    from ppd_ros.geometry import pointcloud_layout
+    from ppd_ros.geometry.unproject import unproject_to_cloud
+    if block_bytes is not None:
+        monkeypatch.setattr(pointcloud_layout, 'BLOCK_BYTES', block_bytes)
+    h, w = size
+    cam = camera_from_horizontal_fov(w, h, 70.0)
+    rng = np.random.default_rng(7)
+    depth = (_awkward_depth(h, w) if awkward
+             else rng.uniform(0.3, 9.0, (h, w)).astype(np.float32))
+    rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ref_xyz = _reference_unproject(depth, cam, stride)
+    dec_rgb = rgb[::stride, ::stride]
+    for with_rgb in (True, False):
+        expected = _reference_cloud_bytes(ref_xyz, dec_rgb if with_rgb else None)
+        # as the pipeline does it: unproject into the buffer, then set_rgb on a strided view
+        buf = CloudBuffer(*decimated_shape(h, w, stride), with_rgb=with_rgb)
+        unproject(depth, cam, stride, out=buf.xyz)
+        if with_rgb:
+            buf.set_rgb(dec_rgb)
+        np.testing.assert_array_equal(buf.data, expected)
+        # the one-pass version
+        cloud = unproject_to_cloud(depth, cam, stride, rgb if with_rgb else None)
+        np.testing.assert_array_equal(cloud.data, expected)
+        assert (cloud.height, cloud.width) == ref_xyz.shape[:2]
+    # unproject into a new array, a contiguous out, and a generic strided out
+    got = unproject(depth, cam, stride)
+    np.testing.assert_array_equal(got.view(np.uint32), ref_xyz.view(np.uint32))
+    contiguous = np.full(ref_xyz.shape, 7.0, np.float32)
+    assert unproject(depth, cam, stride, out=contiguous) is contiguous
+    np.testing.assert_array_equal(contiguous.view(np.uint32), ref_xyz.view(np.uint32))
+    fortran = np.asfortranarray(np.zeros(ref_xyz.shape, np.float32))
+    unproject(depth, cam, stride, out=fortran)
+    np.testing.assert_array_equal(fortran.view(np.uint32), ref_xyz.view(np.uint32))
+
+
+def test_unproject_float64_depth_and_never_writes_input():
+    cam = _camera()
+    depth = _awkward_depth(H, W, seed=3, dtype=np.float64)
+    depth[0, 1] = 1e-50  # > 0 in float64, 0 in float32: invalid, as before
+    before = depth.copy()
+    for stride in (1, 2):
+        got = unproject(depth, cam, stride)
+        np.testing.assert_array_equal(got.view(np.uint32),
+                                      _reference_unproject(depth, cam, stride).view(np.uint32))
+    f32 = _awkward_depth(H, W, seed=4)
+    f32_before = f32.copy()
+    unproject(f32, cam)
+    np.testing.assert_array_equal(depth, before)
+    np.testing.assert_array_equal(f32.view(np.uint32), f32_before.view(np.uint32))
+
+
+def test_point_words_refuses_views_it_cannot_widen():
+    from ppd_ros.geometry.unproject import point_words
+    buf = CloudBuffer(3, 4, with_rgb=True)
+    words = point_words(buf.xyz)
+    assert words is not None and words.shape == (3, 4, 8)
+    assert np.shares_memory(words, buf.data)
+    # a plain (h, w, 8)[..., :3] slice widens too; a slice whose last point would run past the
+    # buffer, a read-only view or a non-point layout does not
+    big = np.zeros((3, 4, 8), np.float32)
+    assert point_words(big[..., :3]) is not None
+    assert point_words(big[..., 5:8]) is None
+    ro = big[..., :3]
+    ro.flags.writeable = False
+    assert point_words(ro) is None
+    assert point_words(np.zeros((3, 4, 3), np.float32)[::2]) is None  # rows not adjacent
+    # every other point of a packed (h, w, 3) array is a 24-byte point layout: only the
+    # x, y, z of those points are written, the points in between are left alone
+    cam = _camera(width=4, height=3, k=[2.0, 0, 1.5, 0, 2.0, 1.0, 0, 0, 1], p=[0.0] * 12)
+    packed = np.full((3, 8, 3), -1.0, np.float32)
+    depth = np.random.default_rng(0).uniform(1, 2, (3, 4)).astype(np.float32)
+    unproject(depth, cam, out=packed[:, ::2])
+    np.testing.assert_array_equal(packed[:, ::2], _reference_unproject(depth, cam))
+    assert np.all(packed[:, 1::2] == -1.0)
+
+
+def test_pack_rgb_of_views_matches_reference():
+    from ppd_ros.geometry.pointcloud_layout import pack_rgb
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
+    for view in (rgb, rgb[::2, ::2], rgb[::3, ::5], rgb[1::4, 2::3], rgb[:, ::-1], rgb[::-2],
+                 np.asfortranarray(rgb), np.zeros((9, 8, 4), np.uint8)[..., :3], rgb[:0]):
+        r, g, b = (view[..., i].astype(np.uint32) for i in range(3))
+        packed = pack_rgb(view)
+        assert packed.dtype == np.dtype('<u4') and packed.flags.c_contiguous
+        np.testing.assert_array_equal(packed, (r << 16) | (g << 8) | b)
+        assert not packed.view(np.uint8).reshape(view.shape[:2] + (4,))[..., 3].any()
+
+
+def test_write_rows_validates_shapes():
+    buf = CloudBuffer(2, 3, with_rgb=False)
+    with pytest.raises(ValueError, match='2 x 3'):
+        buf.write_rows(0, *(np.zeros((3, 2), np.float32),) * 3)
+    with pytest.raises(ValueError, match='2 x 3'):
+        buf.write_rows(1, *(np.zeros((2, 3), np.float32),) * 3)
+    with pytest.raises(ValueError, match='no rgb'):
+        buf.write_rows(0, *(np.zeros((2, 3), np.float32),) * 3, rgb=np.zeros((2, 3, 3), np.uint8))
+    rgb_buf = CloudBuffer(4, 3, with_rgb=True)
+    rng = np.random.default_rng(3)
+    xyz = rng.normal(size=(4, 3, 3)).astype(np.float32)
+    rgb = rng.integers(0, 256, (4, 3, 3), dtype=np.uint8)
+    rgb_buf.write_rows(0, *(xyz[:3, :, i] for i in range(3)), rgb=rgb[:3])
+    rgb_buf.write_rows(3, *(xyz[3:, :, i] for i in range(3)), rgb=rgb[3:])
+    np.testing.assert_array_equal(rgb_buf.data, _reference_cloud_bytes(xyz, rgb))
+
+
+@pytest.mark.parametrize('case', ['valid', 'awkward', 'nan_only', 'all_nan', 'constant',
+                                  'limits', 'limits_awkward', 'int', 'float16', 'float64'])
+@pytest.mark.parametrize('block_bytes', [None, 1])  # one block; a row per block
+def test_colorize_matches_reference(case, block_bytes, monkeypatch):
+    from ppd_ros.geometry import colorize
+    from ppd_ros.geometry.colorize import colorize_depth
+    if block_bytes is not None:
+        monkeypatch.setattr(colorize, '_BLOCK_BYTES', block_bytes)
+    rng = np.random.default_rng(11)
+    depth = rng.uniform(0.5, 9.0, (31, 45)).astype(np.float32)
+    kwargs = {}
+    if case == 'awkward' or case == 'limits_awkward':
+        depth = _awkward_depth(31, 45, seed=2)
+    if case == 'nan_only':
+        depth[rng.random(depth.shape) < 0.2] = np.nan
+    if case == 'all_nan':
+        depth[...] = np.nan
+    if case == 'constant':
+        depth[...] = 4.0
+    if case.startswith('limits'):
+        kwargs = {'vmin': 1.0, 'vmax': 6.5}
+    if case == 'int':
+        depth = rng.integers(0, 5000, depth.shape).astype(np.uint16)
+    if case == 'float16':
+        depth = depth.astype(np.float16)
+    if case == 'float64':
+        depth = depth.astype(np.float64) * 1.0001
+    for color in ((0, 0, 0), (10, 200, 30)):
+        expected = _reference_colorize(depth, invalid_color=color, **kwargs)
+        got = colorize_depth(depth, invalid_color=color, **kwargs)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(colorize_depth(depth, invalid_color=color, bgr=True,
+                                                     **kwargs), expected[..., ::-1])
+        out = np.full(expected.shape, 99, np.uint8)
+        assert colorize_depth(depth, invalid_color=color, out=out, **kwargs) is out
+        np.testing.assert_array_equal(out, expected)
+
+
+def test_colorize_quantisation_edges_match_reference():
+    """Values on and next to the bin edges: float64 evaluation, as written, truncated."""
+    from ppd_ros.geometry.colorize import colorize_depth
+    edges = np.arange(256, dtype=np.float64) / 255.0 * 3.0 + 0.25
+    near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+    for dtype in (np.float64, np.float32):
+        depth = near.astype(dtype).reshape(3, 256)
+        np.testing.assert_array_equal(colorize_depth(depth), _reference_colorize(depth))
+        np.testing.assert_array_equal(colorize_depth(depth, vmin=0.25, vmax=3.25),
+                                      _reference_colorize(depth, vmin=0.25, vmax=3.25))
+
+
+def test_colorize_rejects_bad_out():
+    from ppd_ros.geometry.colorize import colorize_depth
+    with pytest.raises(ValueError, match='out'):
+        colorize_depth(np.ones((4, 5)), out=np.zeros((5, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match='out'):
+        colorize_depth(np.ones((4, 5)), out=np.zeros((4, 5, 3), np.uint8)[:, ::-1])
+
+
+def _reference_depth_payload(depth_m, encoding):
+    depth_m = np.asarray(depth_m, dtype=np.float32)
+    if encoding == '32FC1':
+        out = depth_m.astype('<f4', copy=False)
+    else:
+        mm = np.rint(np.nan_to_num(depth_m, nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
+        mm[(mm < 0) | (mm > 65535)] = 0
+        out = mm.astype('<u2')
+    out = np.ascontiguousarray(out)
+    return out.shape[1] * out.itemsize, out.tobytes()
+
+
+def test_image_payload_encoders_match_reference():
+    from ppd_ros.messages.image_encoding import (depth_m_to_array, depth_m_to_payload,
+                                                 rgb_to_array, rgb_to_payload)
+    depth = _awkward_depth(21, 34, seed=9)
+    depth[0, :4] = [65.535, 65.5355, 70.0, -0.0001]
+    for encoding in ('32FC1', '16UC1'):
+        for d in (depth, depth.astype(np.float64), depth[::2, 1::3]):
+            step, expected = _reference_depth_payload(d, encoding)
+            assert depth_m_to_payload(d, encoding) == (step, expected)
+            got_step, got = depth_m_to_array(d, encoding)
+            assert got_step == step and got.typecode == 'B' and got.tobytes() == expected
+    rgb = np.random.default_rng(1).integers(0, 256, (21, 34, 3), dtype=np.uint8)
+    for view in (rgb, rgb[::2, ::3], rgb[:, ::-1]):
+        for encoding, expected in (('rgb8', view), ('bgr8', view[..., ::-1])):
+            want = (3 * view.shape[1], np.ascontiguousarray(expected).tobytes())
+            assert rgb_to_payload(view, encoding) == want
+            step, got = rgb_to_array(view, encoding)
+            assert (step, got.tobytes()) == want and got.typecode == 'B'
+
+
+def test_bgr_image_message_takes_payload_without_copy():
+    pytest.importorskip('sensor_msgs.msg')
+    from std_msgs.msg import Header
+
+    from ppd_ros.geometry.colorize import colorize_depth
+    from ppd_ros.node import message_builders as build
+    depth = _awkward_depth(6, 8, seed=1)
+    image = build.new_image_buffer(6, 8)
+    colorize_depth(depth, bgr=True, out=image)
+    msg = build.bgr_image_message(Header(frame_id='f'), image)
+    assert msg.data is build.owning_payload(image)
+    assert (msg.encoding, msg.step, msg.height, msg.width) == ('bgr8', 24, 6, 8)
+    rgb = colorize_depth(depth)
+    assert msg.data.tobytes() == build.color_image_message(Header(), rgb, 'bgr8').data.tobytes()
+    # any other array is copied
+    plain = np.ascontiguousarray(rgb[..., ::-1])
+    assert build.owning_payload(plain) is None and build.owning_payload(image[1:]) is None
+    assert build.bgr_image_message(Header(), plain).data.tobytes() == msg.data.tobytes()
+
+
+@pytest.mark.parametrize('stride', [1, 2])
+def test_hd_cloud_and_colorize_match_reference(stride):
+    """1280 x 720: many row blocks at the default block size."""
+    from ppd_ros.geometry.colorize import colorize_depth
+    from ppd_ros.geometry.unproject import unproject_to_cloud
+    h, w = 720, 1280
+    cam = camera_from_horizontal_fov(w, h, 70.0)
+    depth = _awkward_depth(h, w, seed=stride)
+    rgb = np.random.default_rng(stride).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    expected = _reference_cloud_bytes(_reference_unproject(depth, cam, stride),
+                                      rgb[::stride, ::stride])
+    np.testing.assert_array_equal(unproject_to_cloud(depth, cam, stride, rgb).data, expected)
+    buf = CloudBuffer(*decimated_shape(h, w, stride), with_rgb=True)
+    unproject(depth, cam, stride, out=buf.xyz)
+    buf.set_rgb(rgb[::stride, ::stride])
+    np.testing.assert_array_equal(buf.data, expected)
+    np.testing.assert_array_equal(colorize_depth(depth), _reference_colorize(depth))

@@ -1,1 +1,2 @@
-"""Camera geometry in plain numpy (no rclpy): intrinsics, unprojection, PointCloud2 layout."""
+"""Camera geometry in numpy and OpenCV (no rclpy): intrinsics, unprojection, PointCloud2 layout,
+colorization and PLY files."""

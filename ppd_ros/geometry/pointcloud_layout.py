@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 #: sensor_msgs/PointField datatype constants used here.
@@ -21,6 +22,16 @@ POINTFIELD_FLOAT32 = 7
 _XYZ_FIELDS = (('x', 0, POINTFIELD_FLOAT32, 1), ('y', 4, POINTFIELD_FLOAT32, 1),
                ('z', 8, POINTFIELD_FLOAT32, 1))
 _RGB_FIELD = ('rgb', 16, POINTFIELD_FLOAT32, 1)
+_RGB_WORD = _RGB_FIELD[1] // 4  # index of the rgb field among a point's 4-byte words
+
+#: Large clouds are filled in blocks of rows with about this many bytes per float32 plane:
+#: temporaries stay small (cached, never fresh pages from the OS) and are written while hot.
+BLOCK_BYTES = 1 << 18
+
+
+def block_rows(width: int) -> int:
+    """Rows per block for a cloud `width` points wide."""
+    return max(1, BLOCK_BYTES // (4 * max(1, width)))
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,49 @@ class PackedCloud:
         return self.layout.point_step * self.width
 
 
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 RGB -> contiguous H x W '<u4' 0x00RRGGBB (bytes b, g, r, 0).
+
+    `rgb` may be a decimated view (image[::s, ::s]); it is packed without copying it first.
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f'expected H x W x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}')
+    h, w = rgb.shape[:2]
+    if rgb.size == 0:
+        return np.zeros((h, w), dtype='<u4')
+    span = _pixel_span(rgb)
+    if span is not None:
+        # columns 0, s, 2s, ... of rows with 3-byte pixels: pack the whole span of each row
+        # (OpenCV reads row-strided images in place), then keep every s-th word
+        return np.ascontiguousarray(_pack_rows(span)[:, ::rgb.strides[1] // 3])
+    return _pack_rows(rgb)
+
+
+def _pixel_span(rgb: np.ndarray) -> np.ndarray | None:
+    """For a column-decimated view (image[:, ::s], s > 1) of an image with 3-byte pixels, the
+    read-only view of every pixel from each row's first to its last sampled one; else None."""
+    h, w = rgb.shape[:2]
+    row, col, item = rgb.strides
+    if item != 1 or col <= 3 or col % 3 or row < 3 * ((w - 1) * (col // 3) + 1):
+        return None
+    span = np.lib.stride_tricks.as_strided(rgb, shape=(h, (w - 1) * (col // 3) + 1, 3),
+                                           strides=(row, 3, 1), writeable=False)
+    root = rgb
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    lo, hi = np.lib.array_utils.byte_bounds(span)
+    root_lo, root_hi = np.lib.array_utils.byte_bounds(root)
+    return span if root_lo <= lo and hi <= root_hi else None
+
+
+def _pack_rows(rgb: np.ndarray) -> np.ndarray:
+    # RGB -> BGRA gives the bytes b, g, r, 255 per pixel; clear the alpha byte.
+    words = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGRA).view('<u4')[..., 0]
+    words &= np.uint32(0x00FFFFFF)
+    return words
+
+
 class CloudBuffer:
     """Zeroed organized cloud buffer with in-place views of its fields."""
 
@@ -91,26 +145,45 @@ class CloudBuffer:
         #: (H, W, 3) float32 view of x, y, z: unproject() can write straight into it.
         self.xyz = np.ndarray((height, width, 3), dtype='<f4', buffer=self.data,
                               strides=(width * step, step, 4))
+        #: (H, W, point_step / 4) view of every 4-byte word of every point, for cv2 copies
+        #: (float32 so OpenCV accepts it; OpenCV copies the words bit for bit).
+        self.words = np.ndarray((height, width, step // 4), dtype=np.float32, buffer=self.data)
+
+    def _check_rgb(self, rgb: np.ndarray, h: int) -> None:
+        if not self.layout.has_rgb:
+            raise ValueError('this cloud layout has no rgb field')
+        w = self.width
+        if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f'expected {h} x {w} x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}')
 
     def set_rgb(self, rgb: np.ndarray) -> None:
         """Store H x W x 3 uint8 RGB as packed 0x00RRGGBB (bytes b, g, r, 0)."""
-        if not self.layout.has_rgb:
-            raise ValueError('this cloud layout has no rgb field')
-        rgb = np.ascontiguousarray(rgb)
-        h, w = self.height, self.width
-        if rgb.shape != (h, w, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f'expected {h} x {w} x 3 uint8 RGB, got {rgb.shape} {rgb.dtype}')
-        step = self.layout.point_step
-        packed = np.ndarray((h, w), dtype='<u4', buffer=self.data, offset=16,
-                            strides=(w * step, step))
-        # Read each pixel's r, g, b plus the next byte as one little-endian uint32
-        # (r | g << 8 | b << 16 | next << 24); byte-swapped and shifted right by 8 it is
-        # 0x00RRGGBB. The last column is done apart so no read runs past the image.
-        if w > 1:
-            words = np.ndarray((h, w - 1), dtype='<u4', buffer=rgb, strides=(w * 3, 3))
-            np.right_shift(words.byteswap(), 8, out=packed[:, :-1])
-        last = rgb[:, -1].astype(np.uint32)
-        packed[:, -1] = (last[:, 0] << 16) | (last[:, 1] << 8) | last[:, 2]
+        rgb = np.asarray(rgb)
+        self._check_rgb(rgb, self.height)
+        if rgb.size == 0:
+            return
+        rows = block_rows(self.width)
+        for start in range(0, self.height, rows):  # small temporaries, written from cache
+            packed = pack_rgb(rgb[start:start + rows]).view(np.float32)  # bit pattern only
+            cv2.mixChannels([packed], [self.words[start:start + rows]], [0, _RGB_WORD])
+
+    def write_rows(self, start: int, x: np.ndarray, y: np.ndarray, z: np.ndarray,
+                   rgb: np.ndarray | None = None) -> None:
+        """Write rows start .. start + n: n x W float32 x, y, z (and n x W x 3 uint8 RGB), all
+        fields of a point at once (one pass over the buffer)."""
+        n = z.shape[0]
+        planes = [np.ascontiguousarray(p, dtype=np.float32) for p in (x, y, z)]
+        if any(p.shape != (n, self.width) for p in planes) or start < 0 or start + n > self.height:
+            raise ValueError(f'rows {start}..{start + n} of {self.height} x {self.width} do not '
+                             f'fit planes of shape {[p.shape for p in planes]}')
+        pairs = [0, 0, 1, 1, 2, 2]
+        if rgb is not None:
+            rgb = np.asarray(rgb)
+            self._check_rgb(rgb, n)
+            planes.append(pack_rgb(rgb).view(np.float32))  # bit pattern only
+            pairs += [3, _RGB_WORD]
+        if n and self.width:
+            cv2.mixChannels(planes, [self.words[start:start + n]], pairs)
 
     def packed(self) -> PackedCloud:
         return PackedCloud(self.layout, self.height, self.width, self.payload)

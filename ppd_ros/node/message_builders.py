@@ -1,23 +1,25 @@
 """numpy outputs of the depth pipeline -> sensor_msgs messages (no cv_bridge).
 
-Large payloads go in as array.array('B'), filled from the numpy buffer with one memcpy.
-Messages carrying them are made with check_fields=True: with field checks on, the generated
-uint8[] setter keeps the given array.array as is, while with checks off it copies it again
-(~6 ms for a 1280x720 xyzrgb cloud); the remaining checks only touch small fields. Lists or
+Large payloads go in as array.array('B'): filled from the numpy buffer with one memcpy, or
+written straight into (ppd_ros.messages.image_encoding *_to_array; an H x W x 3 view of one
+can be handed over with no copy at all, see bgr_image_message). Messages carrying them are
+made with check_fields=True: with field checks on, the generated uint8[] setter keeps the
+given array.array as is, while with checks off it copies it again (array.array('B', value),
+~2 ms for a 1280x720 xyzrgb cloud); the remaining checks only touch small fields. Lists or
 memoryviews would be converted element by element: never assign those.
 """
 from __future__ import annotations
 
 import array
 
-import cv2
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from ppd_ros.geometry.camera_model import PinholeCamera
 from ppd_ros.geometry.pointcloud_layout import PackedCloud
-from ppd_ros.messages.image_encoding import depth_m_to_payload, rgb_to_payload
+from ppd_ros.messages.image_encoding import (  # noqa: F401 (new_image_buffer re-exported)
+    depth_m_to_array, new_image_buffer, owning_payload, rgb_to_array)
 
 
 def uint8_array(payload) -> array.array:
@@ -37,21 +39,25 @@ def image_message(header: Header, height: int, width: int, encoding: str, step: 
 
 def depth_image_message(header: Header, depth: np.ndarray, encoding: str = '32FC1') -> Image:
     """32FC1 (NaN invalid) or 16UC1 millimetres (0 invalid), REP 118."""
-    if encoding == '32FC1' and depth.ndim == 2:
-        values = np.ascontiguousarray(depth, dtype='<f4')
-        return image_message(header, depth.shape[0], depth.shape[1], encoding,
-                             4 * depth.shape[1], values)
-    step, payload = depth_m_to_payload(depth, encoding)
+    step, payload = depth_m_to_array(depth, encoding)
     return image_message(header, depth.shape[0], depth.shape[1], encoding, step, payload)
 
 
 def color_image_message(header: Header, rgb: np.ndarray, encoding: str = 'bgr8') -> Image:
-    """H x W x 3 uint8 RGB as bgr8 or rgb8."""
-    if encoding == 'bgr8' and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8:
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)  # much faster than a numpy channel flip
-        return image_message(header, rgb.shape[0], rgb.shape[1], encoding, 3 * rgb.shape[1], bgr)
-    step, payload = rgb_to_payload(rgb, encoding)
+    """H x W x 3 uint8 RGB as bgr8 or rgb8 (converted straight into the message payload)."""
+    step, payload = rgb_to_array(rgb, encoding)
     return image_message(header, rgb.shape[0], rgb.shape[1], encoding, step, payload)
+
+
+def bgr_image_message(header: Header, bgr: np.ndarray) -> Image:
+    """H x W x 3 uint8 image that is already in BGR order as bgr8; no copy when `bgr` comes
+    from new_image_buffer (the message then owns that buffer: do not write to it afterwards)."""
+    if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
+        raise ValueError(f'expected H x W x 3 uint8, got {bgr.shape} {bgr.dtype}')
+    payload = owning_payload(bgr)
+    if payload is None:
+        payload = uint8_array(np.ascontiguousarray(bgr))
+    return image_message(header, bgr.shape[0], bgr.shape[1], 'bgr8', 3 * bgr.shape[1], payload)
 
 
 def camera_info_message(header: Header, camera: PinholeCamera,
@@ -70,7 +76,7 @@ def camera_info_message(header: Header, camera: PinholeCamera,
 
 
 def pointcloud_message(header: Header, cloud: PackedCloud) -> PointCloud2:
-    """Organized PointCloud2 (is_dense false: invalid points are NaN)."""
+    """Organized PointCloud2 (is_dense false: invalid points are NaN); no payload copy."""
     msg = PointCloud2(header=header, height=cloud.height, width=cloud.width,
                       is_bigendian=False, point_step=cloud.point_step, row_step=cloud.row_step,
                       is_dense=False, check_fields=True)

@@ -16,8 +16,8 @@ import numpy as np
 
 from ppd_ros.geometry.camera_model import PinholeCamera
 from ppd_ros.geometry.colorize import colorize_depth
-from ppd_ros.geometry.pointcloud_layout import CloudBuffer, PackedCloud
-from ppd_ros.geometry.unproject import decimated_shape, unproject
+from ppd_ros.geometry.pointcloud_layout import PackedCloud
+from ppd_ros.geometry.unproject import unproject_to_cloud
 from ppd_ros.pipeline.metric_scaler import MetricScaler
 
 
@@ -108,11 +108,5 @@ class DepthPipeline:
     @staticmethod
     def _cloud(metres: np.ndarray, camera: PinholeCamera, rgb: np.ndarray,
                options: PipelineOptions) -> PackedCloud:
-        stride = options.cloud_stride
-        buf = CloudBuffer(*decimated_shape(camera.height, camera.width, stride),
-                          with_rgb=options.cloud_rgb)
-        unproject(metres, camera, stride, out=buf.xyz)
-        if options.cloud_rgb:
-            colours = resize_nearest(rgb, camera.width, camera.height)
-            buf.set_rgb(colours[::stride, ::stride])
-        return buf.packed()
+        colours = resize_nearest(rgb, camera.width, camera.height) if options.cloud_rgb else None
+        return unproject_to_cloud(metres, camera, options.cloud_stride, colours)
