@@ -1,0 +1,1 @@
+"""Command-line tools of ppd_ros (no rclpy)."""

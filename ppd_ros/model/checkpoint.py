@@ -1,0 +1,263 @@
+"""Checkpoint reading, key mapping and strict loading.
+
+Two formats:
+
+* Official PPD release files (spec section 5): ``ppd.pth`` with ``dit.*`` keys and
+  ``depth_anything_v2_vitl.pth`` with ``pretrained.*`` keys (its ``depth_head.*`` and the
+  unused ``pretrained.mask_token`` are ignored). Either may be ``.pth`` or ``.safetensors``.
+* ppd_ros's own format: one ``.safetensors`` holding the model's state dict (``dit.*``,
+  ``encoder.*``) with the model config as JSON in the metadata.
+
+Loading is strict: any missing key, unexpected key or wrong shape raises one
+``CheckpointError`` that lists them all (the reference's strict=False would silently keep the
+zero-initialised adaLN layers and output noise + 0.5).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from .configs import ModelConfig, get_config
+from .pixel_perfect_depth import PixelPerfectDepth, build_model
+
+MODELS_DIR_ENV = 'PPD_ROS_MODELS'
+OFFICIAL_DIT_FILE = 'ppd.pth'
+OFFICIAL_ENCODER_FILE = 'depth_anything_v2_vitl.pth'
+FORMAT_NAME = 'ppd_ros'
+FORMAT_VERSION = '1'
+RESERVED_METADATA = ('format', 'format_version', 'config')
+
+# Official keys that are present in the release files but not used by the network.
+IGNORED_OFFICIAL_PREFIXES = ('depth_head.', 'sem_encoder.depth_head.')
+IGNORED_OFFICIAL_KEYS = ('pretrained.mask_token', 'sem_encoder.pretrained.mask_token')
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded; lists every missing/unexpected/mis-shaped key."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None,
+                 missing: Iterable[str] = (), unexpected: Iterable[str] = (),
+                 mismatched: Iterable[tuple[str, tuple, tuple]] = ()):
+        self.path = None if path is None else str(path)
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+        self.mismatched = sorted(mismatched)
+        lines = [message]
+        if self.missing:
+            lines.append(f'missing keys ({len(self.missing)}): ' + ', '.join(self.missing))
+        if self.unexpected:
+            lines.append(f'unexpected keys ({len(self.unexpected)}): '
+                         + ', '.join(self.unexpected))
+        if self.mismatched:
+            lines.append(f'wrong shapes ({len(self.mismatched)}): ' + ', '.join(
+                f'{k} expected {tuple(want)} got {tuple(got)}'
+                for k, want, got in self.mismatched))
+        super().__init__('\n'.join(lines))
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint file does not exist."""
+
+
+def models_dir() -> Path:
+    """Where weights are looked for by default: $PPD_ROS_MODELS, else ./models."""
+    return Path(os.environ.get(MODELS_DIR_ENV, 'models'))
+
+
+def require_file(path: str | os.PathLike) -> Path:
+    """The path, or a CheckpointNotFoundError telling how to get the official weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(
+            f'checkpoint not found: {path}. Download the official weights with `ppd-fetch` '
+            f'(it puts {OFFICIAL_DIT_FILE} and {OFFICIAL_ENCODER_FILE} into {models_dir()}/), '
+            f'or pass the path of an existing file.', path=path)
+    return path
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Flat {key: tensor} from a .pth (weights_only, memory-mapped) or .safetensors file."""
+    path = require_file(path)
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(path), device='cpu')
+    try:
+        data = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
+        data = torch.load(path, map_location='cpu', weights_only=True)
+    if isinstance(data, Mapping) and isinstance(data.get('state_dict'), Mapping):
+        data = data['state_dict']  # Lightning-style wrapper
+    if not (isinstance(data, Mapping)
+            and all(isinstance(v, torch.Tensor) for v in data.values())):
+        raise CheckpointError(f'{path} does not hold a flat state dict of tensors', path=path)
+    return dict(data)
+
+
+# ----------------------------------------------------------------------------- key mapping
+
+def is_ignored_official_key(key: str) -> bool:
+    """Keys of the release files that ppd_ros deliberately does not load."""
+    return key in IGNORED_OFFICIAL_KEYS or key.startswith(IGNORED_OFFICIAL_PREFIXES)
+
+
+def dit_file_key_to_model(key: str) -> str | None:
+    """ppd.pth key -> model key (None: not a key of that file).
+
+    ``dit.X`` -> ``dit.X``; ``sem_encoder.pretrained.X`` -> ``encoder.X`` (encoder weights saved
+    with the DiT would override the DA2 file, as in the reference).
+    """
+    if key.startswith('dit.'):
+        return key
+    if key.startswith('sem_encoder.pretrained.'):
+        return 'encoder.' + key[len('sem_encoder.pretrained.'):]
+    return None
+
+
+def encoder_file_key_to_model(key: str) -> str | None:
+    """depth_anything_v2_vitl.pth key -> model key: ``pretrained.X`` -> ``encoder.X``."""
+    if key.startswith('pretrained.'):
+        return 'encoder.' + key[len('pretrained.'):]
+    return None
+
+
+def model_key_to_official(key: str) -> str:
+    """Model key -> key in the release files (inverse of the two maps above)."""
+    if key.startswith('dit.'):
+        return key
+    if key.startswith('encoder.'):
+        return 'pretrained.' + key[len('encoder.'):]
+    raise ValueError(f'not a model key: {key}')
+
+
+def official_key_shapes(config: str | Mapping[str, Any] | ModelConfig = 'large'
+                        ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """Expected (ppd.pth, DA2 file) key -> shape tables, mask_token included (no memory used)."""
+    model = build_model(config, device='meta')
+    dit, encoder = {}, {}
+    for key, tensor in model.state_dict().items():
+        table = dit if key.startswith('dit.') else encoder
+        table[model_key_to_official(key)] = tuple(tensor.shape)
+    if model.encoder is not None:
+        encoder['pretrained.mask_token'] = (1, model.config.encoder.embed_dim)
+    return dit, encoder
+
+
+def convert_official_state_dicts(dit_state: Mapping[str, torch.Tensor],
+                                 encoder_state: Mapping[str, torch.Tensor] | None = None
+                                 ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Model state dict from the release files, plus the keys that fit neither map."""
+    state, unexpected = {}, []
+    for source, to_model in ((encoder_state or {}, encoder_file_key_to_model),
+                             (dit_state, dit_file_key_to_model)):
+        for key, tensor in source.items():
+            if is_ignored_official_key(key):
+                continue
+            model_key = to_model(key)
+            if model_key is None:
+                unexpected.append(key)
+            else:
+                state[model_key] = tensor
+    return state, unexpected
+
+
+# ----------------------------------------------------------------------------- strict loading
+
+def state_dict_problems(model: torch.nn.Module, state: Mapping[str, torch.Tensor]
+                        ) -> tuple[list[str], list[str], list[tuple[str, tuple, tuple]]]:
+    """(missing, unexpected, mismatched shapes) of ``state`` against ``model``."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [(k, tuple(expected[k].shape), tuple(state[k].shape))
+                  for k in expected if k in state and state[k].shape != expected[k].shape]
+    return missing, unexpected, mismatched
+
+
+def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *,
+                           source: str = 'state dict', extra_unexpected: Iterable[str] = (),
+                           assign: bool = False) -> None:
+    """Load every tensor (cast to float32) or raise one CheckpointError listing all problems.
+
+    ``assign=True`` makes the given tensors the parameters (no copy): use it on a model built
+    on the meta device.
+    """
+    missing, unexpected, mismatched = state_dict_problems(model, state)
+    unexpected = list(unexpected) + list(extra_unexpected)
+    if missing or unexpected or mismatched:
+        name = getattr(getattr(model, 'config', None), 'name', type(model).__name__)
+        raise CheckpointError(f'{source} does not match the {name!r} model', missing=missing,
+                              unexpected=unexpected, mismatched=mismatched)
+    state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=assign)
+
+
+def load_official(dit_checkpoint: str | os.PathLike | None = None,
+                  encoder_checkpoint: str | os.PathLike | None = None,
+                  config: str | Mapping[str, Any] | ModelConfig = 'large') -> PixelPerfectDepth:
+    """Model (CPU, fp32) from the official release files; default paths are under models_dir()."""
+    config = get_config(config)
+    dit_path = require_file(dit_checkpoint or models_dir() / OFFICIAL_DIT_FILE)
+    encoder_state, encoder_path = None, None
+    if config.encoder.enabled:
+        encoder_path = require_file(encoder_checkpoint or models_dir() / OFFICIAL_ENCODER_FILE)
+        encoder_state = read_state_dict(encoder_path)
+    state, unexpected = convert_official_state_dicts(read_state_dict(dit_path), encoder_state)
+    model = build_model(config, device='meta')
+    sources = ' + '.join(str(p) for p in (dit_path, encoder_path) if p is not None)
+    load_state_dict_strict(model, state, source=sources, extra_unexpected=unexpected, assign=True)
+    return model
+
+
+# ----------------------------------------------------------------------------- ppd_ros format
+
+def save_checkpoint(model: PixelPerfectDepth, path: str | os.PathLike,
+                    extra_metadata: Mapping[str, Any] | None = None) -> Path:
+    """Write the model as one .safetensors with its config (JSON) in the metadata.
+
+    ``extra_metadata`` values that are not strings are stored as JSON.
+    """
+    from safetensors.torch import save_file
+    path = Path(path)
+    if path.suffix != '.safetensors':
+        raise ValueError(f'ppd_ros checkpoints are .safetensors files, got {path}')
+    metadata = {}
+    for key, value in (extra_metadata or {}).items():
+        if key in RESERVED_METADATA:
+            raise ValueError(f'metadata key {key!r} is reserved')
+        metadata[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    metadata.update(format=FORMAT_NAME, format_version=FORMAT_VERSION,
+                    config=model.config.to_json())
+    tensors = {k: v.detach().to('cpu', torch.float32).contiguous()
+               for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata of a ppd_ros checkpoint (raises CheckpointError for other files)."""
+    from safetensors import safe_open
+    path = require_file(path)
+    if path.suffix != '.safetensors':
+        raise CheckpointError(f'{path} is not a ppd_ros checkpoint (.safetensors); official .pth '
+                              f'files go to dit_checkpoint / encoder_checkpoint', path=path)
+    with safe_open(str(path), framework='pt') as handle:
+        metadata = handle.metadata() or {}
+    if metadata.get('format') != FORMAT_NAME or 'config' not in metadata:
+        raise CheckpointError(f'{path} has no ppd_ros config metadata; official release files go '
+                              f'to dit_checkpoint / encoder_checkpoint', path=path)
+    return dict(metadata)
+
+
+def load_checkpoint(path: str | os.PathLike) -> PixelPerfectDepth:
+    """Model (CPU, fp32) from a ppd_ros checkpoint; its stored config defines the network."""
+    from safetensors.torch import load_file
+    metadata = read_checkpoint_metadata(path)
+    model = build_model(ModelConfig.from_json(metadata['config']), device='meta')
+    state = load_file(str(path), device='cpu')
+    load_state_dict_strict(model, state, source=str(path), assign=True)
+    return model

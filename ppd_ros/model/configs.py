@@ -1,0 +1,185 @@
+"""Model variants as plain data.
+
+A variant is a JSON-compatible dict; ``get_config`` turns it into a frozen ``ModelConfig``.
+Configs travel inside ppd_ros checkpoints as JSON, so ``ModelConfig.from_dict(c.to_dict())``
+must give back ``c``.
+
+Shared semantics of all variants (PPD, spec section 3): DiT input = [x_t, R, G, B] at
+network resolution h x w; a patch-16 stem gives the g16 grid; the first depth/2 blocks run
+there, the fusion expands every token into 2x2 children (g8 grid, patch 8) and the last
+depth/2 blocks run at g8; head dim is split in two RoPE halves (rows, columns).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ENCODER_TYPES = ('dinov2', 'none')
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Semantics encoder: a DINOv2 ViT in the Depth-Anything-V2 layout, or none."""
+
+    type: str = 'dinov2'
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    patch_size: int = 14
+    img_size: int = 518  # stored position grid = img_size // patch_size (37 for DA2)
+    mlp_ratio: float = 4.0
+    interpolate_offset: float = 0.1
+    norm_eps: float = 1e-6
+
+    @property
+    def enabled(self) -> bool:
+        return self.type != 'none'
+
+    @property
+    def pos_grid(self) -> int:
+        return self.img_size // self.patch_size
+
+    @property
+    def semantic_dim(self) -> int:
+        """Channels of the semantic tokens handed to the DiT fusion (0 without encoder)."""
+        return self.embed_dim if self.enabled else 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One PPD network: DiT sizes, cascade patch sizes, encoder, training area."""
+
+    name: str
+    hidden_size: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    fusion_hidden_size: int
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    stem_patch_size: int = 16
+    patch_size: int = 8
+    in_channels: int = 4  # [x_t, R, G, B]
+    out_channels: int = 1
+    rope_base: float = 100.0
+    frequency_embedding_size: int = 256
+    num_train_timesteps: int = 1000
+    train_width: int = 1024
+    train_height: int = 768
+
+    def __post_init__(self):
+        problems = []
+        if self.hidden_size % self.num_heads:
+            problems.append('hidden_size must be divisible by num_heads')
+        elif self.head_dim % 4:
+            problems.append('head_dim must be divisible by 4 (two RoPE axes, rotate-half)')
+        if self.depth < 2 or self.depth % 2:
+            problems.append('depth must be even (half the blocks before the fusion)')
+        if self.stem_patch_size != 2 * self.patch_size:
+            problems.append('stem_patch_size must be 2 * patch_size (2x2 token expansion)')
+        if self.stem_patch_size != 16:
+            problems.append('stem_patch_size must be 16 (network sizes are multiples of 16)')
+        if self.encoder.type not in ENCODER_TYPES:
+            problems.append(f'encoder.type must be one of {ENCODER_TYPES}')
+        if self.encoder.enabled and self.encoder.embed_dim % self.encoder.num_heads:
+            problems.append('encoder.embed_dim must be divisible by encoder.num_heads')
+        if problems:
+            raise ValueError(f'invalid model config {self.name!r}: ' + '; '.join(problems))
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def train_area(self) -> int:
+        return self.train_width * self.train_height
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> 'ModelConfig':
+        data = dict(data)
+        encoder = data.pop('encoder', {})
+        _reject_unknown(cls, data, 'model config')
+        if isinstance(encoder, EncoderConfig):
+            enc = encoder
+        else:
+            _reject_unknown(EncoderConfig, encoder, 'encoder config')
+            enc = EncoderConfig(**encoder)
+        return cls(encoder=enc, **data)
+
+    @classmethod
+    def from_json(cls, text: str) -> 'ModelConfig':
+        return cls.from_dict(json.loads(text))
+
+
+def _reject_unknown(cls, data: Mapping[str, Any], what: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f'unknown {what} keys: {unknown}')
+
+
+DA2_VITL_ENCODER = {
+    'type': 'dinov2', 'embed_dim': 1024, 'depth': 24, 'num_heads': 16, 'patch_size': 14,
+    'img_size': 518, 'mlp_ratio': 4.0, 'interpolate_offset': 0.1, 'norm_eps': 1e-6,
+}
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    # The released PPD network (DiT() defaults + DA2 ViT-L/14 semantics), ~500M + 304M params.
+    'large': {
+        'name': 'large', 'hidden_size': 1024, 'depth': 24, 'num_heads': 16, 'mlp_ratio': 4.0,
+        'fusion_hidden_size': 4096, 'encoder': dict(DA2_VITL_ENCODER),
+        'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
+        'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,
+        'train_width': 1024, 'train_height': 768,
+    },
+    # DiT-S sized cascade with the same DA2 ViT-L/14 semantics; trained at the pretrain area.
+    'small': {
+        'name': 'small', 'hidden_size': 384, 'depth': 12, 'num_heads': 6, 'mlp_ratio': 4.0,
+        'fusion_hidden_size': 1536, 'encoder': dict(DA2_VITL_ENCODER),
+        'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
+        'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,
+        'train_width': 512, 'train_height': 384,
+    },
+    # CPU-sized network for tests, demos and training from scratch on a laptop.
+    'tiny': {
+        'name': 'tiny', 'hidden_size': 128, 'depth': 6, 'num_heads': 2, 'mlp_ratio': 4.0,
+        'fusion_hidden_size': 512,
+        'encoder': {
+            'type': 'dinov2', 'embed_dim': 128, 'depth': 4, 'num_heads': 2, 'patch_size': 14,
+            'img_size': 112, 'mlp_ratio': 4.0, 'interpolate_offset': 0.1, 'norm_eps': 1e-6,
+        },
+        'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
+        'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,
+        'train_width': 128, 'train_height': 96,
+    },
+}
+
+
+def get_config(variant: str | Mapping[str, Any] | ModelConfig = 'large',
+               **overrides) -> ModelConfig:
+    """Config of a named variant (or a dict / ModelConfig), with optional top-level overrides.
+
+    ``encoder`` overrides are merged into the variant's encoder dict, so
+    ``get_config('tiny', name='tiny_vanilla', encoder={'type': 'none'})`` gives the
+    vanilla-DiT ablation of ``tiny``.
+    """
+    if isinstance(variant, ModelConfig):
+        data = variant.to_dict()
+    elif isinstance(variant, str):
+        if variant not in VARIANTS:
+            raise ValueError(f'unknown model variant {variant!r}; known: {sorted(VARIANTS)}')
+        data = json.loads(json.dumps(VARIANTS[variant]))  # deep copy
+    else:
+        data = json.loads(json.dumps(dict(variant)))
+    encoder_overrides = overrides.pop('encoder', None)
+    data.update(overrides)
+    if encoder_overrides:
+        data['encoder'] = {**data.get('encoder', {}), **dict(encoder_overrides)}
+    return ModelConfig.from_dict(data)
