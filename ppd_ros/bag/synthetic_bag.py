@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ppd_ros.synthetic.generator import DEFAULT_HFOV_DEG, generate_sequence
 from ppd_ros.synthetic.renderer import SyntheticFrame
 
@@ -43,7 +45,9 @@ def write_synthetic_bag(path: str | Path, n_frames: int, width: int = 128, heigh
                         depth_topic: str | None = '/camera/depth/image_raw',
                         frame_id: str = DEFAULT_FRAME_ID, start_ns: int = DEFAULT_START_NS,
                         hfov_deg: float = DEFAULT_HFOV_DEG, overwrite: bool = False,
-                        on_frame: Callable[[int, SyntheticFrame], None] | None = None
+                        on_frame: Callable[[int, SyntheticFrame], None] | None = None,
+                        sensor_depth_topic: str | None = None,
+                        sensor_depth: Callable[[int, SyntheticFrame], np.ndarray] | None = None
                         ) -> WrittenBag:
     """Render ``generate_sequence(seed, n_frames, width, height)`` into a bag.
 
@@ -52,6 +56,9 @@ def write_synthetic_bag(path: str | Path, n_frames: int, width: int = 128, heigh
     when ``compressed``, as CompressedImage (jpeg or png) on ``image_topic + '/compressed'``
     (image_transport naming), and depth as 32FC1 metres with NaN invalid on ``depth_topic``.
     Topics set to None are skipped. ``on_frame(index, frame)`` is called after each frame.
+    With ``sensor_depth_topic`` and ``sensor_depth(index, frame)`` (metres, NaN invalid, e.g.
+    ``lambda i, f: DepthSensorModel().corrupt(f.depth, i)``), that depth is also written, as
+    16UC1 millimetres: what an RGB-D camera's registered depth topic carries.
     """
     if n_frames < 1:
         raise ValueError(f'n_frames must be >= 1, got {n_frames}')
@@ -72,6 +79,9 @@ def write_synthetic_bag(path: str | Path, n_frames: int, width: int = 128, heigh
                 bag.write(colour_topic, image_msg(frame.rgb, stamp, frame_id))
             if depth_topic is not None:
                 bag.write(depth_topic, depth_image_msg(frame.depth, stamp, frame_id))
+            if sensor_depth_topic is not None and sensor_depth is not None:
+                bag.write(sensor_depth_topic, depth_image_msg(sensor_depth(i, frame), stamp,
+                                                              frame_id, '16UC1'))
             if on_frame is not None:
                 on_frame(i, frame)
         counts = dict(bag.counts)

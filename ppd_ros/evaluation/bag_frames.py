@@ -1,13 +1,16 @@
-"""Frames of a bag for evaluation: colour image + matched GT depth + camera info, by index.
+"""Frames of a bag for evaluation: colour image + matched GT depth (+ matched reference
+depth) + camera info, by index.
 
 Two passes over the bag:
-1. ``index_bag`` reads every message of the three topics once for its header stamp (and keeps
-   the small camera infos). Image i is the i-th message of the image topic; its GT depth is
-   the depth message with the nearest header stamp within ``gt_max_dt_ns``; its camera info
-   is the latest one stamped at or before it (the first one for earlier frames).
-2. ``iter_frames`` streams the selected images in index order with their GT, deserialising
-   nothing else. Decoding to numpy is left to the caller (``decode_rgb`` / ``decode_gt``) so
-   that a corrupt message costs one frame, never the run.
+1. ``index_bag`` reads every message of the topics once for its header stamp (and keeps
+   the small camera infos). Image i is the i-th message of the image topic; its GT depth
+   (and its reference depth, when a reference topic is given) is the depth message with the
+   nearest header stamp within ``gt_max_dt_ns``; its camera info is the latest one stamped at
+   or before it (the first one for earlier frames).
+2. ``iter_frames`` streams the selected images in index order with their GT and reference,
+   deserialising nothing else. Decoding to numpy is left to the caller (``decode_rgb`` /
+   ``decode_gt`` / ``decode_reference``) so that a corrupt message costs one frame, never
+   the run.
 
 rosbags' Reader is used directly (not ppd_ros.bag.BagReader) because a message that cannot
 even be deserialised must become a skipped frame instead of ending the iteration.
@@ -15,6 +18,7 @@ even be deserialised must become a skipped frame instead of ending the iteration
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +70,7 @@ class BagIndex:
     image_frame_ids: list[str] = field(default_factory=list)
     unreadable_images: dict[int, str] = field(default_factory=dict)
     gt_for_image: dict[int, int] = field(default_factory=dict)  # image index -> GT ordinal
+    reference_for_image: dict[int, int] = field(default_factory=dict)  # -> reference ordinal
     infos: list[CameraInfoEntry] = field(default_factory=list)
     skipped_infos: int = 0
 
@@ -91,6 +96,7 @@ class SourceFrame:
     gt_msg: Any | None
     camera_info: CameraInfoEntry | None
     problem: str | None = None   # why the frame is unusable, when known before decoding
+    reference_msg: Any | None = None
 
 
 def _deserialize(raw: bytes, msgtype: str):
@@ -102,28 +108,56 @@ def _connections(reader: Reader, topics: Iterable[str]):
     return [c for c in reader.connections if c.topic in wanted]
 
 
+def _depth_topics(topics: EvalTopics, index: BagIndex) -> dict[str, tuple[str, dict]]:
+    """{name: (topic, image index -> ordinal map)} of the depth topics paired with images."""
+    return {name: (topic, pairs) for name, topic, pairs in (
+        ('gt', topics.gt, index.gt_for_image),
+        ('reference', topics.reference, index.reference_for_image)) if topic is not None}
+
+
+def _pair_by_stamp(index: BagIndex, stamps: list[tuple[int, int]], max_dt_ns: int,
+                   pairs: dict[int, int]) -> None:
+    """pairs[image index] = ordinal of the (stamp, ordinal) nearest to the image's stamp,
+    when within max_dt_ns."""
+    stamps.sort()
+    keys = [s for s, _ in stamps]
+    for i, stamp in enumerate(index.image_stamps):
+        if i in index.unreadable_images or not keys:
+            continue
+        position = bisect.bisect_left(keys, stamp)
+        near = [p for p in (position - 1, position) if 0 <= p < len(keys)]
+        best = min(near, key=lambda p: abs(keys[p] - stamp))
+        if abs(keys[best] - stamp) <= max_dt_ns:
+            pairs[i] = stamps[best][1]
+
+
 def index_bag(path: str | Path, topics: EvalTopics, gt_max_dt_ns: int) -> BagIndex:
     """Pass 1: header stamps of every image and depth message, all camera infos."""
     index = BagIndex()
-    gt_stamps: list[tuple[int, int]] = []   # (stamp, ordinal)
-    n_gt = 0
+    depth = _depth_topics(topics, index)
+    depth_stamps: dict[str, list[tuple[int, int]]] = {name: [] for name in depth}  # (stamp, n)
+    depth_counts = {name: 0 for name in depth}
     with Reader(Path(path)) as reader:
-        names = [t for t in (topics.image, topics.gt, topics.info) if t is not None]
+        names = [t for t in (topics.image, topics.info) if t is not None]
+        names += [topic for topic, _ in depth.values()]
         for conn, timestamp, raw in reader.messages(_connections(reader, names)):
             try:
                 msg = _deserialize(raw, conn.msgtype)
             except Exception as err:  # corrupt CDR: keep the slot, note the reason
                 msg, reason = None, f'cannot deserialise {conn.msgtype}: {err}'
+            depth_names = [name for name, (topic, _) in depth.items() if topic == conn.topic]
             if conn.topic == topics.image:
                 i = len(index.image_stamps)
                 index.image_stamps.append(stamp_ns(msg.header.stamp) if msg else timestamp)
                 index.image_frame_ids.append(msg.header.frame_id if msg else '')
                 if msg is None:
                     index.unreadable_images[i] = reason
-            elif conn.topic == topics.gt:
-                if msg is not None:
-                    gt_stamps.append((stamp_ns(msg.header.stamp), n_gt))
-                n_gt += 1
+            elif depth_names:
+                for name in depth_names:
+                    if msg is not None:
+                        depth_stamps[name].append((stamp_ns(msg.header.stamp),
+                                                   depth_counts[name]))
+                    depth_counts[name] += 1
             elif msg is not None:
                 try:
                     index.infos.append(CameraInfoEntry(stamp_ns(msg.header.stamp),
@@ -133,16 +167,8 @@ def index_bag(path: str | Path, topics: EvalTopics, gt_max_dt_ns: int) -> BagInd
             else:
                 index.skipped_infos += 1
     index.infos.sort(key=lambda e: e.stamp_ns)
-    gt_stamps.sort()
-    keys = [s for s, _ in gt_stamps]
-    for i, stamp in enumerate(index.image_stamps):
-        if i in index.unreadable_images or not keys:
-            continue
-        position = bisect.bisect_left(keys, stamp)
-        near = [p for p in (position - 1, position) if 0 <= p < len(keys)]
-        best = min(near, key=lambda p: abs(keys[p] - stamp))
-        if abs(keys[best] - stamp) <= gt_max_dt_ns:
-            index.gt_for_image[i] = gt_stamps[best][1]
+    for name, (_, pairs) in depth.items():
+        _pair_by_stamp(index, depth_stamps[name], gt_max_dt_ns, pairs)
     return index
 
 
@@ -153,13 +179,13 @@ def iter_frames(path: str | Path, topics: EvalTopics, index: BagIndex,
     if not wanted:
         return
     wanted_set = set(wanted)
-    gt_users: dict[int, int] = {}
-    for i in wanted:
-        if i in index.gt_for_image:
-            gt_users[index.gt_for_image[i]] = gt_users.get(index.gt_for_image[i], 0) + 1
+    depth = _depth_topics(topics, index)
+    users = {name: Counter(pairs[i] for i in wanted if i in pairs)
+             for name, (_, pairs) in depth.items()}        # ordinal -> frames still to use it
+    buffered: dict[str, dict[int, bytes]] = {name: {} for name in depth}
+    seen = {name: 0 for name in depth}
     images: dict[int, bytes] = {}
-    gts: dict[int, bytes] = {}
-    n_image = n_gt = 0
+    n_image = 0
     next_pos = 0
 
     def ready() -> Iterator[SourceFrame]:
@@ -168,42 +194,47 @@ def iter_frames(path: str | Path, topics: EvalTopics, index: BagIndex,
             i = wanted[next_pos]
             if i not in images:
                 return
-            gt_ordinal = index.gt_for_image.get(i)
-            if gt_ordinal is not None and gt_ordinal not in gts:
+            ordinals = {name: pairs.get(i) for name, (_, pairs) in depth.items()}
+            if any(n is not None and n not in buffered[name] for name, n in ordinals.items()):
                 return
             next_pos += 1
-            yield _build_frame(i, images.pop(i), gts.get(gt_ordinal), topics, index)
-            if gt_ordinal is not None:
-                gt_users[gt_ordinal] -= 1
-                if gt_users[gt_ordinal] == 0:
-                    del gts[gt_ordinal]
+            raws = {name: buffered[name].get(n) for name, n in ordinals.items()}
+            yield _build_frame(i, images.pop(i), raws, topics, index)
+            for name, n in ordinals.items():
+                if n is not None:
+                    users[name][n] -= 1
+                    if users[name][n] == 0:
+                        del buffered[name][n]
 
     with Reader(Path(path)) as reader:
-        names = [t for t in (topics.image, topics.gt) if t is not None]
+        names = [topics.image] + [topic for topic, _ in depth.values()]
         for conn, _, raw in reader.messages(_connections(reader, names)):
             if conn.topic == topics.image:
                 if n_image in wanted_set:
                     images[n_image] = raw
                 n_image += 1
-            else:
-                if n_gt in gt_users:
-                    gts[n_gt] = raw
-                n_gt += 1
+            for name, (topic, _) in depth.items():
+                if conn.topic == topic:
+                    if seen[name] in users[name]:
+                        buffered[name][seen[name]] = raw
+                    seen[name] += 1
             yield from ready()
             if next_pos == len(wanted):
                 return
     yield from ready()
 
 
-def _build_frame(i: int, image_raw: bytes, gt_raw: bytes | None, topics: EvalTopics,
-                 index: BagIndex) -> SourceFrame:
+def _build_frame(i: int, image_raw: bytes, depth_raws: dict[str, bytes | None],
+                 topics: EvalTopics, index: BagIndex) -> SourceFrame:
     stamp = index.image_stamps[i]
     frame = SourceFrame(i, stamp, index.image_frame_ids[i], topics.image_type, None, None,
                         index.camera_info(stamp), index.unreadable_images.get(i))
     if frame.problem is None:
         frame.image_msg = _deserialize(image_raw, topics.image_type)
-    if gt_raw is not None:
-        frame.gt_msg = _deserialize(gt_raw, topics.gt_type)
+    if depth_raws.get('gt') is not None:
+        frame.gt_msg = _deserialize(depth_raws['gt'], topics.gt_type)
+    if depth_raws.get('reference') is not None:
+        frame.reference_msg = _deserialize(depth_raws['reference'], topics.reference_type)
     return frame
 
 
@@ -225,17 +256,26 @@ def decode_rgb(frame: SourceFrame) -> np.ndarray:
 
 def decode_gt(frame: SourceFrame) -> np.ndarray | None:
     """H x W float32 GT metres (NaN invalid), None when the frame has no matched GT."""
-    if frame.gt_msg is None:
+    return _decode_depth(frame.gt_msg, 'depth')
+
+
+def decode_reference(frame: SourceFrame) -> np.ndarray | None:
+    """H x W float32 reference metres (NaN invalid), None when the frame has none matched."""
+    return _decode_depth(frame.reference_msg, 'reference depth')
+
+
+def _decode_depth(msg, what: str) -> np.ndarray | None:
+    if msg is None:
         return None
     try:
-        if frame.gt_msg.__msgtype__ == COMPRESSED_IMAGE:
-            depth = decode_compressed_image(frame.gt_msg)
+        if msg.__msgtype__ == COMPRESSED_IMAGE:
+            depth = decode_compressed_image(msg)
         else:
-            depth = decode_image(frame.gt_msg)
+            depth = decode_image(msg)
     except Exception as err:  # noqa: BLE001
-        raise FrameDecodeError(f'depth: {type(err).__name__}: {err}') from err
+        raise FrameDecodeError(f'{what}: {type(err).__name__}: {err}') from err
     if depth.ndim != 2:
-        encoding = getattr(frame.gt_msg, 'encoding', frame.gt_msg.__msgtype__)
-        raise FrameDecodeError(f"depth message has encoding '{encoding}'; expected 16UC1 (mm) "
-                               'or 32FC1 (m)')
+        encoding = getattr(msg, 'encoding', msg.__msgtype__)
+        raise FrameDecodeError(f"{what} message has encoding '{encoding}'; expected 16UC1 "
+                               '(mm) or 32FC1 (m)')
     return depth

@@ -1,4 +1,5 @@
-"""Resolve and check the evaluation topics of a bag: colour image, GT depth, camera info.
+"""Resolve and check the evaluation topics of a bag: colour image, GT depth, camera info, and
+(live mode) the metric depth reference played into the node's depth_reference input.
 
 The image topic may be given as the raw topic while the bag holds only its image_transport
 '/compressed' sibling (or the other way round); the message type decides how it is decoded.
@@ -27,6 +28,8 @@ class EvalTopics:
     gt: str | None
     gt_type: str | None
     info: str | None
+    reference: str | None = None       # sensor_msgs/msg/Image, 16UC1 mm or 32FC1 m
+    reference_type: str | None = None
 
     @property
     def compressed(self) -> bool:
@@ -50,14 +53,15 @@ def _sibling_camera_info(available: dict[str, str], image_topic: str) -> str | N
 
 
 def resolve_topics(available: dict[str, str], bag: Path, image: str, gt: str | None,
-                   info: str | None) -> EvalTopics:
+                   info: str | None, reference: str | None = None) -> EvalTopics:
     """Check the topics against the bag's {topic: type}; MissingTopicError lists what exists.
 
     info 'auto': the camera_info beside the image topic when the bag has it, else none.
     """
     image = _image_topic(available, image)
     info_topic = _sibling_camera_info(available, image) if info == AUTO else info
-    missing = [t for t in (image, gt, info_topic) if t is not None and t not in available]
+    missing = [t for t in (image, gt, info_topic, reference)
+               if t is not None and t not in available]
     if missing:
         raise MissingTopicError(missing, available, bag)
     if available[image] not in IMAGE_TYPES:
@@ -69,4 +73,8 @@ def resolve_topics(available: dict[str, str], bag: Path, image: str, gt: str | N
     if info_topic is not None and available[info_topic] != CAMERA_INFO:
         raise TopicTypeError(f"camera info topic '{info_topic}' carries "
                              f"{available[info_topic]}; expected {CAMERA_INFO}")
-    return EvalTopics(image, available[image], gt, available[gt] if gt else None, info_topic)
+    if reference is not None and available[reference] != IMAGE:
+        raise TopicTypeError(f"reference topic '{reference}' carries {available[reference]}; "
+                             f"expected a 16UC1 (mm) or 32FC1 (m) {IMAGE}")
+    return EvalTopics(image, available[image], gt, available[gt] if gt else None, info_topic,
+                      reference, available[reference] if reference else None)

@@ -3,17 +3,21 @@
     ppd-eval BAG --image-topic /camera/image_raw --depth-topic /camera/depth/image_raw \
         --out out/eval [--start 0 --end 100 --stride 2] [--pictures 4]
     ppd-eval BAG ... --mode live --launch-node --rate 5
+    ppd-eval BAG ... --mode live --launch-node --reference-topic /camera/aligned_depth/image_raw
 
 Offline writes frames.csv, summary.json, depth_bag/, pictures/ and metrics_over_time.png to
 --out and resumes an interrupted run when given the same command again. Live mode plays the
 bag into a running (or --launch-node: spawned) depth_node and writes live_frames.csv,
-live_summary.json, live_bag/ and live_metrics.png. Exit status: 0 done, 2 bad input (topic,
-checkpoint, arguments), 1 the live node failed, 130 interrupted.
+live_summary.json, live_bag/ and live_metrics.png; with --reference-topic it also plays that
+metric depth into the node's depth_reference (metric node: depth.mode reference). Exit
+status: 0 done, 2 bad input (topic, checkpoint, arguments), 1 the live node failed, 130
+interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -91,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument('--sim-time', action='store_true',
                       help='keep the bag stamps and publish /clock (a launched node gets '
                            'use_sim_time:=true); otherwise frames are stamped with the wall time')
+    live.add_argument('--reference-topic', default=None,
+                      help="metric depth (16UC1 mm / 32FC1 m Image, e.g. an RGB-D camera's "
+                           "registered depth) to play into the node's depth_reference, paired "
+                           'to the images by stamp like --depth-topic; a launched node gets '
+                           'depth.mode reference, and its metres are scored as published')
     live.add_argument('--launch-node', action='store_true',
                       help='spawn depth_node with the model options above and stop it afterwards')
     live.add_argument('--node-namespace', default='/ppd_eval',
@@ -110,7 +119,8 @@ def _settings(args: argparse.Namespace):
     info = None if args.camera_info_topic.lower() == 'none' else args.camera_info_topic
     spec = InputSpec(bag=args.bag, image_topic=args.image_topic, gt_topic=args.depth_topic,
                      info_topic=info, gt_max_dt_s=args.gt_max_dt,
-                     selection=FrameSelection(args.start, args.end, args.stride))
+                     selection=FrameSelection(args.start, args.end, args.stride),
+                     reference_topic=args.reference_topic)
     output = OutputSpec(out_dir=args.out, storage=args.output_storage,
                         namespace=args.output_namespace, pictures=args.pictures)
     if args.edge_band_px < 0 or args.flying_tau <= 0:
@@ -119,6 +129,8 @@ def _settings(args: argparse.Namespace):
                             ransac_seed=args.ransac_seed)
     model = model_options_from_args(args)
     if args.mode == 'offline':
+        if args.reference_topic is not None:
+            raise ValueError('--reference-topic is for --mode live')
         return OfflineSettings(spec, model, output, edge, fresh=args.fresh,
                                progress=not args.no_progress)
     for param in args.node_param:
@@ -158,10 +170,17 @@ def _print_live(summary: dict, out: Path) -> None:
 
     def ms(value):
         return 'n/a' if value is None else f'{value * 1e3:.1f} ms'
+    mean = summary['metrics']['mean']
+    accuracy = ''
+    if math.isfinite(mean.get('node_abs_rel', math.nan)):
+        accuracy = f"; metric AbsRel {mean['node_abs_rel']:.4f} δ1 {mean['node_d1']:.4f}"
+        if math.isfinite(mean.get('reference_abs_rel', math.nan)):
+            accuracy += (f" (reference depth: AbsRel {mean['reference_abs_rel']:.4f}, "
+                         f"coverage {mean['reference_coverage']:.2f})")
     print(f"{PROG}: live: {frames['received']}/{frames['published']} frames received, "
           f"{frames['dropped']} dropped; latency p50 {ms(lat['p50_s'])} p95 {ms(lat['p95_s'])} "
-          f"max {ms(lat['max_s'])}; output rate {summary['rates']['output_hz'] or 0:.2f} Hz; "
-          f'results in {out}')
+          f"max {ms(lat['max_s'])}; output rate {summary['rates']['output_hz'] or 0:.2f} Hz"
+          f'{accuracy}; results in {out}')
 
 
 def main(argv: Sequence[str] | None = None) -> int:

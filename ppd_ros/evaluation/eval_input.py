@@ -23,7 +23,7 @@ class EvalInput:
 
     def describe(self, spec: InputSpec) -> dict:
         """The 'input' / 'selection' part of a summary."""
-        return {
+        described = {
             'input': {'bag': str(self.bag), 'storage': self.storage,
                       'image_topic': self.topics.image, 'image_type': self.topics.image_type,
                       'gt_topic': self.topics.gt, 'camera_info_topic': self.topics.info,
@@ -33,6 +33,9 @@ class EvalInput:
             'selection': {'start': spec.selection.start, 'end': spec.selection.end,
                           'stride': spec.selection.stride, 'frames': len(self.selected)},
         }
+        if self.topics.reference is not None:
+            described['input']['reference_topic'] = self.topics.reference
+        return described
 
 
 def open_input(spec: InputSpec) -> EvalInput:
@@ -41,7 +44,7 @@ def open_input(spec: InputSpec) -> EvalInput:
     bag = spec.bag.resolve()
     storage = bag_storage(bag)
     topics = resolve_topics(bag_topics(bag), bag, spec.image_topic, spec.gt_topic,
-                            spec.info_topic)
+                            spec.info_topic, spec.reference_topic)
     index = index_bag(bag, topics, round(spec.gt_max_dt_s * 1e9))
     selected = spec.selection.indices(index.n_images)
     if not selected:

@@ -17,8 +17,9 @@ class InputSpec:
     image_topic: str
     gt_topic: str | None
     info_topic: str | None          #: 'auto': the camera_info beside the image topic
-    gt_max_dt_s: float              #: largest |stamp difference| of a matched GT depth
+    gt_max_dt_s: float              #: largest |stamp difference| of a matched GT / reference
     selection: FrameSelection
+    reference_topic: str | None = None  #: live: metric depth played into depth_reference
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,22 @@ class LiveSettings:
     node_params: tuple[str, ...] = ()   #: extra 'name:=value' for a launched node
     startup_timeout_s: float = 120.0
     settle_s: float = 3.0           #: wait this long after the last publish / output
+
+    @property
+    def node_depth_mode(self) -> str:
+        """The node's depth.mode: 'reference' when a reference topic is played (a launched
+        node is set to it), unless a node_params entry sets depth.mode; else 'relative'."""
+        mode = 'reference' if self.input.reference_topic else 'relative'
+        for param in self.node_params:
+            name, _, value = param.partition(':=')
+            if name.strip() == 'depth.mode':
+                mode = value.strip().strip('\'"')
+        return mode
+
+    @property
+    def node_is_metric(self) -> bool:
+        """The node publishes metres (scored as published, without alignment)."""
+        return self.node_depth_mode != 'relative'
 
 
 def resolve_storage(requested: str, input_storage: str) -> str:

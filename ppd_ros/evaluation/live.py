@@ -1,16 +1,18 @@
 """Live evaluation: play a bag into depth_node, record its outputs, report latency and accuracy.
 
-    [--launch-node: spawn depth_node in <node-namespace>, remapped to the bag's topics]
-    publish each selected frame (camera info, then image; /clock first with --sim-time)
-        at --rate Hz or following the bag stamps
+    [--launch-node: spawn depth_node in <node-namespace>, remapped to the bag's topics;
+     with --reference-topic also depth_reference:=<that topic> and depth.mode reference]
+    publish each selected frame (camera info, [reference depth,] then image; /clock first
+        with --sim-time) at --rate Hz or following the bag stamps
     record <ns>/depth, <ns>/depth/camera_info, <ns>/points until every frame has its depth
         or nothing arrived for --settle seconds
     -> live_frames.csv, live_summary.json, live_bag/, live_metrics.png (+ live_node.log)
 
-Without --sim-time each frame is restamped with the wall time at publishing; with it the bag
-stamps are kept. Accuracy assumes the node publishes relative depth (depth.mode relative)
-and scores it exactly like offline mode (RANSAC-log / LSQ alignment to the bag's GT).
-rclpy is imported only when live mode runs.
+Without --sim-time each frame is restamped with the wall time at publishing (its reference
+depth gets the same stamp); with it the bag stamps are kept. Accuracy (live_scoring): a
+relative node is scored exactly like offline mode (RANSAC-log / LSQ alignment to the bag's
+GT); a metric node (depth.mode reference / range) is scored as published, and the played
+reference depth beside it. rclpy is imported only when live mode runs.
 """
 from __future__ import annotations
 
@@ -25,23 +27,22 @@ from pathlib import Path
 from ppd_ros.bag.message_builders import header_msg
 from ppd_ros.bag.typestore import typestore
 from ppd_ros.bag.writer import BagWriter
-from ppd_ros.evaluation.bag_frames import (FrameDecodeError, decode_gt, decode_rgb,
-                                           iter_frames)
+from ppd_ros.evaluation.bag_frames import FrameDecodeError, decode_rgb, iter_frames
 from ppd_ros.evaluation.dds_environment import large_message_profile
 from ppd_ros.evaluation.eval_input import EvalInput, open_input
 from ppd_ros.evaluation.eval_settings import LiveSettings, resolve_storage
-from ppd_ros.evaluation.frame_camera import camera_at_size
-from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS, empty_metrics, evaluate_frame
+from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS
 from ppd_ros.evaluation.frame_results import FailedFrame, format_value
 from ppd_ros.evaluation.latency import latency_stats, rate_hz
-from ppd_ros.evaluation.live_outputs import (NodeOutput, PublishedFrame, float_image,
-                                             latency_s, match_outputs)
+from ppd_ros.evaluation.live_outputs import (NodeOutput, PublishedFrame, latency_s,
+                                             match_outputs)
+from ppd_ros.evaluation.live_scoring import (NODE_PREFIX, REFERENCE_PREFIX, count_columns,
+                                             score_columns, score_outputs)
 from ppd_ros.evaluation.node_process import DepthNodeProcess, depth_node_command
 from ppd_ros.evaluation.output_bag import OutputTopics
-from ppd_ros.evaluation.report_figures import Panel, metric_panels, plot_over_time
+from ppd_ros.evaluation.report_figures import (Panel, metric_depth_panels, metric_panels,
+                                               plot_over_time)
 from ppd_ros.evaluation.summary import metric_means, write_json
-from ppd_ros.geometry.camera_model import CameraModelError
-from ppd_ros.messages.image_encoding import ImageEncodingError
 
 log = logging.getLogger('ppd_ros.evaluation')
 
@@ -50,8 +51,13 @@ SUMMARY_FILE = 'live_summary.json'
 BAG_DIR = 'live_bag'
 PLOT_FILE = 'live_metrics.png'
 NODE_LOG = 'live_node.log'
-CSV_COLUMNS = ('index', 'stamp_ns', 'sent_stamp_ns', 'sent_wall_ns', 'received',
-               'latency_s') + METRIC_COLUMNS
+FRAME_COLUMNS = ('index', 'stamp_ns', 'sent_stamp_ns', 'sent_wall_ns', 'received',
+                 'latency_s')
+#: Columns of a relative run; a metric run has score_columns(settings) after FRAME_COLUMNS.
+CSV_COLUMNS = FRAME_COLUMNS + METRIC_COLUMNS
+METRIC_ACCURACY = ('metres as published, scored against GT without alignment '
+                   '(node_*: the node output; reference_*: the played reference depth)')
+RELATIVE_ACCURACY = "relative depth aligned to GT per frame (the paper's RANSAC-log, and LSQ)"
 #: Pause after the node is connected, so that it also sees our subscriptions (lazy nodes).
 DISCOVERY_SETTLE_S = 1.0
 
@@ -78,6 +84,9 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
               else {'image': topics.image})
     if topics.info:
         remaps['camera_info'] = topics.info
+    if topics.reference:
+        remaps['depth_reference'] = topics.reference
+        params['depth.mode'] = 'reference'
     return depth_node_command(settings.node_namespace, remaps, params, settings.node_params)
 
 
@@ -88,16 +97,17 @@ def _serialized(msg, stamp: int) -> bytes:
 
 
 def _wait_connected(session, node: DepthNodeProcess | None, timeout_s: float,
-                    depth_topic: str) -> None:
+                    depth_topic: str, reference_topic: str | None) -> None:
     deadline = time.monotonic() + timeout_s
     while not session.connected():
         if node is not None and not node.alive():
             raise NodeFailedError(f'depth_node exited during start-up:\n{node.log_tail()}')
         if time.monotonic() > deadline:
             tail = f':\n{node.log_tail()}' if node is not None else ''
+            also = f' and subscribing to {reference_topic}' if reference_topic else ''
             raise NodeFailedError(f'no depth node connected to the bag topics within '
                                   f'{timeout_s:.0f} s (expected one publishing '
-                                  f'{depth_topic}){tail}')
+                                  f'{depth_topic}{also}){tail}')
         time.sleep(0.05)
     time.sleep(DISCOVERY_SETTLE_S)
 
@@ -119,10 +129,11 @@ def _play(session, source: EvalInput, settings: LiveSettings, node: DepthNodePro
                   else (frame.stamp_ns - first_stamp) * 1e-9)
         time.sleep(max(0.0, start_wall + offset - time.monotonic()))
         stamp = frame.stamp_ns if settings.sim_time else time.time_ns()
-        info = frame.camera_info
+        info, reference = frame.camera_info, frame.reference_msg
         sent = session.publish(_serialized(frame.image_msg, stamp),
                                _serialized(info.msg, stamp) if info is not None else None,
-                               stamp if settings.sim_time else None)
+                               stamp if settings.sim_time else None,
+                               _serialized(reference, stamp) if reference is not None else None)
         published.append(PublishedFrame(frame.index, frame.stamp_ns, stamp, sent))
         if node is not None and not node.alive():
             raise NodeFailedError(f'depth_node exited during the run:\n{node.log_tail()}')
@@ -139,26 +150,6 @@ def _wait_for_outputs(session, expected: int, settle_s: float,
         if node is not None and not node.alive():
             return
         time.sleep(0.05)
-
-
-def _score(source: EvalInput, settings: LiveSettings, outputs: dict[int, NodeOutput]
-           ) -> dict[int, dict]:
-    """Metrics of every received depth against the bag's GT (second pass over the bag)."""
-    scores = {}
-    if source.topics.gt is None:
-        return scores
-    for frame in iter_frames(source.bag, source.topics, source.index, outputs):
-        try:
-            gt = decode_gt(frame)
-            relative = float_image(outputs[frame.index].depth)
-            camera = None
-            if gt is not None and frame.camera_info is not None:
-                camera = camera_at_size(frame.camera_info.fields, gt.shape[1], gt.shape[0])
-            scores[frame.index] = evaluate_frame(relative, gt, camera.model if camera else None,
-                                                 settings.edge).metrics
-        except (FrameDecodeError, ImageEncodingError, CameraModelError, ValueError) as err:
-            log.warning('frame %d not scored: %s', frame.index, err)
-    return scores
 
 
 def _write_bag(path: Path, storage: str, topics: OutputTopics, published: list[PublishedFrame],
@@ -184,7 +175,7 @@ def _write_bag(path: Path, storage: str, topics: OutputTopics, published: list[P
     return counts
 
 
-def _rows(published, outputs, scores, sim_time) -> list[dict]:
+def _rows(published, outputs, scores, sim_time, score_keys) -> list[dict]:
     rows = []
     for frame in published:
         output = outputs.get(frame.index)
@@ -192,17 +183,25 @@ def _rows(published, outputs, scores, sim_time) -> list[dict]:
                      'sent_stamp_ns': frame.sent_stamp_ns, 'sent_wall_ns': frame.sent_wall_ns,
                      'received': output is not None,
                      'latency_s': latency_s(frame, output, sim_time) if output else math.nan,
-                     **scores.get(frame.index, empty_metrics())})
+                     **dict.fromkeys(score_keys, math.nan), **scores.get(frame.index, {})})
     return rows
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _csv_text(key: str, value, counts: tuple[str, ...]) -> str:
+    if key in ('sent_stamp_ns', 'sent_wall_ns'):
+        return str(value)
+    if key in counts and not (isinstance(value, float) and math.isnan(value)):
+        return str(int(value))
+    return format_value(key, value)
+
+
+def _write_csv(path: Path, rows: list[dict], columns: tuple[str, ...],
+               counts: tuple[str, ...]) -> None:
     with open(path, 'w', newline='') as handle:
         writer = csv.writer(handle, lineterminator='\n')
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow([format_value(k, row[k]) if k not in ('sent_stamp_ns', 'sent_wall_ns')
-                             else str(row[k]) for k in CSV_COLUMNS])
+            writer.writerow([_csv_text(k, row[k], counts) for k in columns])
 
 
 def run_live(settings: LiveSettings) -> dict:
@@ -212,14 +211,18 @@ def run_live(settings: LiveSettings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     topics = OutputTopics.under(settings.node_namespace)
     command = _node_command(settings, source) if settings.launch_node else None
+    # the reference is played only to a node in depth.mode reference (still scored otherwise)
+    played = (source.topics if settings.node_depth_mode == 'reference'
+              else dataclasses.replace(source.topics, reference=None, reference_type=None))
     node = None
     with large_message_profile():
         from ppd_ros.evaluation.live_session import LiveSession
         try:
             if command is not None:
                 node = DepthNodeProcess(command, out / NODE_LOG)
-            with LiveSession(source.topics, topics, settings.sim_time) as session:
-                _wait_connected(session, node, settings.startup_timeout_s, topics.depth)
+            with LiveSession(played, topics, settings.sim_time) as session:
+                _wait_connected(session, node, settings.startup_timeout_s, topics.depth,
+                                played.reference)
                 published, corrupt = _play(session, source, settings, node)
                 _wait_for_outputs(session, len(published), settings.settle_s, node)
                 received = {t: list(m) for t, m in session.received.messages.items()}
@@ -228,16 +231,22 @@ def run_live(settings: LiveSettings) -> dict:
                 node.stop()
 
     outputs, unmatched = match_outputs(published, received, topics)
-    scores = _score(source, settings, outputs)
-    rows = _rows(published, outputs, scores, settings.sim_time)
-    _write_csv(out / CSV_FILE, rows)
+    scores = score_outputs(source, settings, outputs)
+    score_keys, counts = score_columns(settings), count_columns(settings)
+    rows = _rows(published, outputs, scores, settings.sim_time, score_keys)
+    _write_csv(out / CSV_FILE, rows, FRAME_COLUMNS + score_keys, counts)
     storage = resolve_storage(settings.output.storage, source.storage)
     bag_counts = _write_bag(out / BAG_DIR, storage, topics, published, outputs)
     received_rows = [r for r in rows if r['received']]
     if rows:
         start = rows[0]['stamp_ns']
         panels = [Panel('latency [ms]', {'latency': [r['latency_s'] * 1e3 for r in rows]})]
-        if source.topics.gt is not None:
+        if source.topics.gt is not None and settings.node_is_metric:
+            sources = {NODE_PREFIX: 'ppd_ros (node)'}
+            if source.topics.reference:
+                sources[REFERENCE_PREFIX] = 'reference depth'
+            panels += metric_depth_panels(rows, sources)
+        elif source.topics.gt is not None:
             panels += metric_panels(rows)
         plot_over_time(out / PLOT_FILE, [(r['stamp_ns'] - start) / 1e9 for r in rows], panels,
                        f'ppd-eval live: {source.bag.name}')
@@ -246,6 +255,7 @@ def run_live(settings: LiveSettings) -> dict:
         'tool': 'ppd-eval', 'mode': 'live',
         **source.describe(settings.input),
         'node': {'launched': command is not None, 'namespace': settings.node_namespace,
+                 'depth_mode': settings.node_depth_mode,
                  'command': command, 'log': NODE_LOG if command else None,
                  'topics': dataclasses.asdict(topics)},
         'playback': {'rate_hz': settings.rate_hz or None,
@@ -264,8 +274,10 @@ def run_live(settings: LiveSettings) -> dict:
         'rates': {'input_hz': rate_hz(f.sent_wall_ns for f in published),
                   'output_hz': rate_hz(o.received_ns for o in outputs.values())},
         'received_messages': {t: len(m) for t, m in received.items()},
+        'accuracy': (METRIC_ACCURACY if settings.node_is_metric else RELATIVE_ACCURACY)
+                    if source.topics.gt is not None else None,
         'metrics': metric_means([r for r in received_rows if r['index'] in scores],
-                                METRIC_COLUMNS),
+                                [k for k in score_keys if k not in counts]),
         'outputs': {'csv': CSV_FILE, 'bag': BAG_DIR, 'bag_storage': storage,
                     'bag_topics': bag_counts, 'plot': PLOT_FILE if rows else None},
     }

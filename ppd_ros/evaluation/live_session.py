@@ -42,6 +42,7 @@ class LiveSession:
         self.received = Received({outputs.depth: [], outputs.camera_info: [], outputs.points: []})
 
     def __enter__(self) -> LiveSession:
+        self._closing = False
         self._context = Context()
         rclpy.init(context=self._context, signal_handler_options=SignalHandlerOptions.NO)
         self._node = rclpy.create_node(NODE_NAME, context=self._context)
@@ -50,6 +51,8 @@ class LiveSession:
         self._image_pub = node.create_publisher(image_type, self._inputs.image, _RELIABLE)
         self._info_pub = (node.create_publisher(CameraInfo, self._inputs.info, _RELIABLE)
                           if self._inputs.info else None)
+        self._reference_pub = (node.create_publisher(Image, self._inputs.reference, _RELIABLE)
+                               if self._inputs.reference else None)
         self._clock_pub = (node.create_publisher(Clock, '/clock', _RELIABLE)
                            if self._sim_time else None)
         self._subs = [node.create_subscription(msg_type, topic, self._recorder(topic),
@@ -64,6 +67,7 @@ class LiveSession:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing = True
         self._executor.shutdown(timeout_sec=2.0)
         self._spinner.join(timeout=5.0)
         self._node.destroy_node()
@@ -74,6 +78,11 @@ class LiveSession:
             self._executor.spin()
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
+        except Exception:
+            # executor.shutdown() may destroy a handle the spinning thread is still using
+            # (rclpy raises InvalidHandle then); harmless while closing, a bug otherwise
+            if not self._closing:
+                raise
 
     def _recorder(self, topic: str):
         store = self.received.messages[topic]
@@ -86,19 +95,26 @@ class LiveSession:
         return on_message
 
     def connected(self) -> bool:
-        """The node subscribes to our image and publishes depth to us."""
+        """The node subscribes to our image (and reference depth, when one is played) and
+        publishes depth to us."""
         return (self._image_pub.get_subscription_count() > 0
+                and (self._reference_pub is None
+                     or self._reference_pub.get_subscription_count() > 0)
                 and self._subs[0].get_publisher_count() > 0)
 
-    def publish(self, image: bytes, info: bytes | None, clock_ns: int | None) -> int:
-        """Publish one frame (clock first, then camera info, then the image); returns the
-        wall time [ns] taken just before the image went out."""
+    def publish(self, image: bytes, info: bytes | None, clock_ns: int | None,
+                reference: bytes | None = None) -> int:
+        """Publish one frame (clock first, then camera info, then the reference depth, then
+        the image, so the node has the reference when the image arrives); returns the wall
+        time [ns] taken just before the image went out."""
         if clock_ns is not None and self._clock_pub is not None:
             msg = Clock()
             msg.clock.sec, msg.clock.nanosec = divmod(clock_ns, 1_000_000_000)
             self._clock_pub.publish(msg)
         if info is not None and self._info_pub is not None:
             self._info_pub.publish(info)
+        if reference is not None and self._reference_pub is not None:
+            self._reference_pub.publish(reference)
         sent = time.time_ns()
         self._image_pub.publish(image)
         return sent

@@ -2,7 +2,8 @@
 
 side_by_side_picture: RGB | prediction | ground truth | relative error, with colour bars.
 plot_over_time: stacked line plots of per-frame values against the frame stamps
-(metric_panels: the accuracy panels of per-frame metric rows).
+(metric_panels: the accuracy panels of per-frame metric rows; metric_depth_panels: those of
+metric depth scored without alignment).
 """
 from __future__ import annotations
 
@@ -114,4 +115,19 @@ def metric_panels(rows: list[dict]) -> list[Panel]:
         Panel('δ1 (1.25)', {'RANSAC-log': column('ransac_log_d1'), 'LSQ': column('lsq_d1')}),
         Panel('edge Chamfer [m]', {'edge Chamfer': column('edge_chamfer_m')}),
         Panel('flying-pixel ratio', {'flying pixels': column('flying_pixel_ratio')}),
+    ]
+
+
+def metric_depth_panels(rows: list[dict], sources: dict[str, str]) -> list[Panel]:
+    """AbsRel, delta1, coverage, edge Chamfer and flying-pixel panels of metric depth scored
+    as is (metric_depth_metrics); ``sources`` maps a column prefix to its legend label."""
+    def series(key):
+        return {label: [r.get(f'{prefix}_{key}') for r in rows]
+                for prefix, label in sources.items()}
+    return [
+        Panel('AbsRel', series('abs_rel')),
+        Panel('δ1 (1.25)', series('d1')),
+        Panel('coverage of GT', series('coverage')),
+        Panel('edge Chamfer [m]', series('edge_chamfer_m')),
+        Panel('flying-pixel ratio', series('flying_pixel_ratio')),
     ]

@@ -1,0 +1,59 @@
+"""The demo's summary: what it measured (from ppd-eval's live summary), as JSON and as a
+short table for the terminal."""
+from __future__ import annotations
+
+import math
+
+#: Scores shown per depth source: (key in the live summary means, column title, format).
+SCORES = (('coverage', 'coverage', '{:.1%}'), ('abs_rel', 'AbsRel', '{:.4f}'),
+          ('d1', 'δ1', '{:.4f}'), ('flying_pixel_ratio', 'flying px', '{:.1%}'),
+          ('edge_chamfer_m', 'edge Chamfer', '{:.1f} mm'))
+#: Depth sources: (live summary column prefix, name in the demo summary, row label).
+SOURCES = (('reference', 'rgbd_sensor', 'RGB-D sensor depth (input)'),
+           ('node', 'ppd_ros', 'ppd_ros depth (node output)'))
+ACCURACY_MEANING = ('means over the frames the node answered, metric depth scored against '
+                    'the exact depth as published (no alignment); coverage: share of '
+                    'pixels with depth; flying px: share of depth-edge pixels off both '
+                    'surfaces; edge Chamfer: 3-D distance of edge points to the true ones')
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def accuracy_from_live(live: dict) -> dict:
+    """{source name: {score: value or None}} from a live summary's metric means."""
+    mean = live['metrics']['mean']
+    return {name: {key: _finite(mean.get(f'{prefix}_{key}')) for key, _, _ in SCORES}
+            for prefix, name, _ in SOURCES}
+
+
+def latency_from_live(live: dict) -> dict:
+    latency = live['latency']
+    return {key: latency.get(key) for key in ('count', 'p50_s', 'p95_s', 'max_s', 'mean_s')}
+
+
+def _cell(key: str, fmt: str, value) -> str:
+    if value is None:
+        return 'n/a'
+    return fmt.format(value * 1e3 if key == 'edge_chamfer_m' else value)
+
+
+def format_table(summary: dict) -> str:
+    """Accuracy rows per depth source, then latency and frame counts."""
+    label_width = max(len(label) for _, _, label in SOURCES)
+    widths = [max(len(title), 9) for _, title, _ in SCORES]
+    lines = [' ' * label_width + '  ' + '  '.join(
+        title.rjust(w) for (_, title, _), w in zip(SCORES, widths))]
+    for _, name, label in SOURCES:
+        values = summary['accuracy'][name]
+        lines.append(label.ljust(label_width) + '  ' + '  '.join(
+            _cell(key, fmt, values[key]).rjust(w) for (key, _, fmt), w in zip(SCORES, widths)))
+    lat, frames = summary['latency'], summary['frames']
+
+    def ms(value):
+        return 'n/a' if value is None else f'{value * 1e3:.0f} ms'
+    lines.append(f"latency (publish -> depth received) p50 {ms(lat['p50_s'])}, "
+                 f"p95 {ms(lat['p95_s'])}; frames {frames['received']}/{frames['published']} "
+                 f"answered, {frames['dropped']} dropped")
+    return '\n'.join(lines)
