@@ -1,0 +1,152 @@
+"""``ppd-train``: the tiny training recipe from the command line.
+
+    ppd-train stage1 --out out/stage1 --steps 3000 --batch-size 16 --lr 5e-4
+    ppd-train stage2 --stage1 out/stage1/final.safetensors --out out/sp_dit --steps 4000
+    ppd-train stage2 --no-semantics --out out/vanilla --steps 4000
+    ppd-train export out/sp_dit/final.safetensors models/tiny_ppd.safetensors     # float16 copy
+    ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200
+
+``--data`` is ``synthetic`` (procedural scenes, training seeds only) or a rosbag2 path with
+``--image-topic`` / ``--depth-topic``. ``--resume`` continues from out/training_state.pt.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _add_training_args(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    parser.add_argument('--steps', type=int, default=defaults['steps'])
+    parser.add_argument('--batch-size', type=int, default=defaults['batch_size'])
+    parser.add_argument('--lr', type=float, default=1e-4, help='AdamW learning rate (wd 0)')
+    parser.add_argument('--lr-schedule', choices=('constant', 'cosine'), default='constant')
+    parser.add_argument('--warmup-steps', type=int, default=0)
+    parser.add_argument('--weight-decay', type=float, default=0.0)
+    parser.add_argument('--grad-clip', type=float, default=1.0, help='max gradient norm (0: off)')
+    parser.add_argument('--gradient-weight', type=float, default=0.2,
+                        help='weight of the multi-scale gradient loss (0: off)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--out', type=Path, required=True, help='run directory')
+    parser.add_argument('--resume', nargs='?', const=True, default=False,
+                        help='continue from OUT/training_state.pt (or the given state file)')
+    parser.add_argument('--device', default='cpu', help='cpu, cuda, cuda:0, ...')
+    parser.add_argument('--precision', choices=('fp32', 'bf16'), default='fp32',
+                        help='bf16: autocast the forward pass (bf16-mixed, as the reference trains)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--data', default='synthetic', help="'synthetic' or a rosbag2 path")
+    parser.add_argument('--train-frames', type=int, default=20000,
+                        help='synthetic: number of training seeds (0 .. N-1)')
+    parser.add_argument('--cache-dir', type=Path, default=None,
+                        help='synthetic: keep rendered frames here (.npy) for later runs')
+    parser.add_argument('--image-topic', default='/camera/image_raw')
+    parser.add_argument('--depth-topic', default='/camera/depth/image_raw')
+    parser.add_argument('--stop-at', type=int, default=None,
+                        help='end this invocation at this step (state saved; continue with --resume)')
+    parser.add_argument('--log-every', type=int, default=10)
+    parser.add_argument('--ckpt-every', type=int, default=500)
+    parser.add_argument('--export', type=Path, default=None,
+                        help='also write a float16 copy of the final weights here')
+    parser.add_argument('--no-progress', action='store_true')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='ppd-train', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='command', required=True)
+    stage1 = sub.add_parser('stage1', help='train the discriminative regressor (encoder + head)')
+    _add_training_args(stage1, {'steps': 3000, 'batch_size': 16})
+    stage1.add_argument('--variant', default='tiny',
+                        help='model variant whose encoder is trained (tiny and tiny_ppd share it)')
+    stage2 = sub.add_parser('stage2', help='train the SP-DiT (or the vanilla DiT) with flow matching')
+    _add_training_args(stage2, {'steps': 4000, 'batch_size': 8})
+    stage2.add_argument('--variant', default='tiny_ppd',
+                        help="'tiny_ppd' (the recipe's widened tiny DiT) or a registry variant")
+    stage2.add_argument('--stage1', type=Path, default=None,
+                        help='stage-1 checkpoint whose encoder becomes the frozen semantics encoder')
+    stage2.add_argument('--no-semantics', action='store_true', help='vanilla DiT ablation (no encoder)')
+    export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
+    export.add_argument('source', type=Path)
+    export.add_argument('target', type=Path)
+    evaluate = sub.add_parser('evaluate', help='evaluate checkpoints on held-out synthetic frames')
+    evaluate.add_argument('checkpoints', nargs='+', type=Path)
+    evaluate.add_argument('--names', nargs='+', default=None)
+    evaluate.add_argument('--frames', type=int, default=200)
+    evaluate.add_argument('--steps', type=int, default=4)
+    evaluate.add_argument('--device', default='cpu')
+    evaluate.add_argument('--threads', type=int, default=None)
+    evaluate.add_argument('--json', type=Path, default=None)
+    return parser
+
+
+def make_dataset(args, config):
+    """Training data at the model config's training area (synthetic: train_width x train_height)."""
+    from .datasets import BagDepthDataset, SyntheticDepthDataset
+    from .seed_splits import train_seeds
+    if args.data == 'synthetic':
+        dataset = SyntheticDepthDataset(train_seeds(args.train_frames), config.train_width,
+                                        config.train_height)
+        dataset.preload(progress=not args.no_progress, cache_dir=args.cache_dir)
+        return dataset
+    return BagDepthDataset(args.data, args.image_topic, args.depth_topic, area=config.train_area)
+
+
+def run_training(args, task, command: str):
+    from .checkpoint_export import export_half
+    from .trainer import Trainer, TrainerConfig
+    config = TrainerConfig(
+        out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, lr_schedule=args.lr_schedule,
+        warmup_steps=args.warmup_steps, seed=args.seed, device=args.device, precision=args.precision,
+        log_every=args.log_every, ckpt_every=args.ckpt_every, progress=not args.no_progress,
+        extra_metadata={'data': args.data,
+                        'train_frames': args.train_frames if args.data == 'synthetic' else None,
+                        'gradient_weight': args.gradient_weight})
+    result = Trainer(task, make_dataset(args, task.model.config), config).run(resume=args.resume, command=command,
+                                                           stop_at=args.stop_at)
+    print(f'trained {result.steps} steps in {result.wall_time_s:.1f} s -> {result.final_path}')
+    if args.export is not None and result.final_path is not None:
+        print(f'float16 copy -> {export_half(result.final_path, args.export)}')
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if getattr(args, 'threads', None):
+        torch.set_num_threads(args.threads)
+    command = 'ppd-train ' + shlex.join(argv)
+    if args.command == 'export':
+        from .checkpoint_export import export_half
+        print(f'float16 copy -> {export_half(args.source, args.target)}')
+        return 0
+    if args.command == 'evaluate':
+        from .evaluate_models import evaluate_checkpoints
+        evaluate_checkpoints(args.checkpoints, args.names, args.frames, args.steps, args.device, args.json)
+        return 0
+    from .rng_state import seed_everything
+    seed_everything(args.seed)  # model init
+    if args.command == 'stage1':
+        from .recipe_configs import recipe_config
+        from .stage1_regressor import Stage1Regressor, Stage1Task
+        task = Stage1Task(Stage1Regressor(recipe_config(args.variant)), args.gradient_weight)
+    else:
+        from .sp_dit_training import FlowMatchingTask, build_sp_dit, build_vanilla_dit
+        if args.no_semantics:
+            if args.stage1 is not None:
+                raise SystemExit('--no-semantics takes no --stage1 checkpoint')
+            model = build_vanilla_dit(args.variant)
+        else:
+            if args.stage1 is None and not args.resume:
+                print('warning: no --stage1 checkpoint; the semantics encoder stays random', file=sys.stderr)
+            model = build_sp_dit(args.variant, args.stage1)
+        task = FlowMatchingTask(model, args.gradient_weight)
+    run_training(args, task, command)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

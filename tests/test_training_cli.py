@@ -1,0 +1,62 @@
+"""ppd-train end to end at toy size: stage 1 -> SP-DiT (+ float16 export) / vanilla -> evaluate."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ppd_ros.model import load_predictor
+from ppd_ros.model.checkpoint import read_checkpoint_metadata
+from ppd_ros.training.cli import main
+from ppd_ros.training.stage1_regressor import load_stage1
+from ppd_ros.training.trainer import read_loss_log
+
+COMMON = ['--steps', '2', '--batch-size', '2', '--train-frames', '4', '--log-every', '1',
+          '--no-progress', '--threads', '1']
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('train')
+    threads = torch.get_num_threads()  # main(--threads) sets it process-wide
+    assert main(['stage1', '--out', str(root / 's1'), *COMMON]) == 0
+    assert main(['stage2', '--stage1', str(root / 's1' / 'final.safetensors'), '--out', str(root / 'sp'),
+                 '--export', str(root / 'tiny_ppd.safetensors'), *COMMON]) == 0
+    assert main(['stage2', '--no-semantics', '--out', str(root / 'van'), *COMMON]) == 0
+    torch.set_num_threads(threads)
+    return root
+
+
+def test_stage2_uses_the_stage1_encoder_and_exports_float16(runs):
+    stage1 = load_stage1(runs / 's1' / 'final.safetensors')
+    fp32 = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu').model
+    for key, value in stage1.encoder.state_dict().items():
+        assert torch.equal(fp32.encoder.state_dict()[key], value)
+    exported = runs / 'tiny_ppd.safetensors'
+    assert exported.stat().st_size < 0.6 * (runs / 'sp' / 'final.safetensors').stat().st_size
+    half = load_predictor(checkpoint=exported, device='cpu')
+    metadata = read_checkpoint_metadata(exported)
+    assert json.loads(metadata['steps']) == 2 and metadata['storage_dtype'] == 'float16'
+    assert metadata['command'].startswith('ppd-train stage2')
+    rgb = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
+    assert half.predict(rgb, steps=4, seed=1).depth.shape == (96, 128)
+    assert len(read_loss_log(runs / 'sp' / 'loss_log.jsonl')) == 2
+
+
+def test_vanilla_has_no_encoder(runs):
+    model = load_predictor(checkpoint=runs / 'van' / 'final.safetensors', device='cpu').model
+    assert model.encoder is None and model.config.name == 'tiny_vanilla'
+
+
+def test_evaluate_prints_table_and_writes_json(runs, capsys):
+    out = runs / 'eval.json'
+    assert main(['evaluate', str(runs / 's1' / 'final.safetensors'), str(runs / 'tiny_ppd.safetensors'),
+                 '--names', 'stage1', 'sp', '--frames', '2', '--json', str(out)]) == 0
+    table = capsys.readouterr().out
+    assert '| stage1 |' in table and '| sp |' in table and 'AbsRel' in table
+    report = json.loads(out.read_text())
+    assert report['seeds'][0] >= 1_000_000
+    for name in ('stage1', 'sp'):
+        summary = report['models'][name]['summary']
+        assert summary['n_frames'] == 2
+        assert 0 <= summary['d1'] <= 1 and summary['abs_rel'] >= 0
