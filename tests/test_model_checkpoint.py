@@ -13,7 +13,7 @@ from ppd_ros.model.checkpoint import (CheckpointNotFoundError, dit_file_key_to_m
                                       encoder_file_key_to_model, is_ignored_official_key,
                                       model_key_to_official, official_key_shapes)
 
-TINY_DIT = dict(D=128, depth=6, mlp=512, fusion=512, sem=128)
+TINY_DIT = dict(D=256, depth=2, mlp=1024, fusion=512, sem=128)
 TINY_ENC = dict(E=128, depth=4, mlp=512, grid=8)
 
 
@@ -86,13 +86,13 @@ def test_official_files_load_strictly(tmp_path, official_states, suffix):
 
 def test_missing_dit_key_is_named(tmp_path, official_states):
     dit_state, encoder_state = official_states
-    broken = {k: v for k, v in dit_state.items() if k != 'dit.blocks.3.attn.q_norm.weight'}
+    broken = {k: v for k, v in dit_state.items() if k != 'dit.blocks.1.attn.q_norm.weight'}
     dit_path = write_state(broken, tmp_path / 'ppd.pth')
     enc_path = write_state(encoder_state, tmp_path / 'da2.pth')
     with pytest.raises(CheckpointError) as info:
         load_official(dit_path, enc_path, 'tiny')
-    assert info.value.missing == ['dit.blocks.3.attn.q_norm.weight']
-    assert 'missing keys (1): dit.blocks.3.attn.q_norm.weight' in str(info.value)
+    assert info.value.missing == ['dit.blocks.1.attn.q_norm.weight']
+    assert 'missing keys (1): dit.blocks.1.attn.q_norm.weight' in str(info.value)
 
 
 def test_unexpected_keys_and_wrong_shapes_are_named(tmp_path, official_states):

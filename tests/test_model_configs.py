@@ -31,7 +31,7 @@ def test_large_is_the_official_network():
 
 def test_tiny_and_small_sizes():
     tiny, small = get_config('tiny'), get_config('small')
-    assert (tiny.hidden_size, tiny.depth, tiny.num_heads, tiny.head_dim) == (128, 6, 2, 64)
+    assert (tiny.hidden_size, tiny.depth, tiny.num_heads, tiny.head_dim) == (256, 2, 4, 64)
     assert tiny.fusion_hidden_size == 512
     assert (tiny.encoder.embed_dim, tiny.encoder.depth, tiny.encoder.pos_grid) == (128, 4, 8)
     assert (tiny.train_width, tiny.train_height) == (128, 96)
@@ -49,7 +49,7 @@ def test_encoder_none_gives_a_vanilla_dit_whose_fusion_takes_only_x():
 
 
 @pytest.mark.parametrize('change', [
-    {'num_heads': 3},            # 128 not divisible by 3
+    {'num_heads': 3},            # 256 not divisible by 3
     {'depth': 5},                # odd depth: no middle fusion point
     {'patch_size': 4},           # stem must be 2 x patch
     {'encoder': {'type': 'clip'}},

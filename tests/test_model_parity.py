@@ -41,7 +41,7 @@ def ref_upsampled_noise(noise, H, W):
 
 @pytest.fixture(scope='module')
 def tiny_states():
-    dit_shapes = ref.official_dit_shapes(D=128, depth=6, mlp=512, fusion=512, sem=128)
+    dit_shapes = ref.official_dit_shapes(D=256, depth=2, mlp=1024, fusion=512, sem=128)
     encoder_shapes = ref.official_encoder_shapes(E=128, depth=4, mlp=512, grid=8)
     return ref.random_state(dit_shapes, seed=11), ref.random_state(encoder_shapes, seed=12)
 
@@ -54,7 +54,7 @@ def tiny_states():
 ])
 def test_tiny_matches_reference(tiny_states, size, resize):
     predictor = predictor_sharing(*tiny_states, 'tiny')
-    max_diff, mean_diff, moved = compare(predictor, *tiny_states, size, resize, heads=2, depth=6,
+    max_diff, mean_diff, moved = compare(predictor, *tiny_states, size, resize, heads=4, depth=2,
                                          enc_heads=2, area=128 * 96)
     assert moved > 0.1            # the network really changed the noise
     assert max_diff <= 1e-4 and mean_diff <= 1e-6
