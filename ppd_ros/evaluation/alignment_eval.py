@@ -117,15 +117,21 @@ def ransac_line(x: np.ndarray, y: np.ndarray, seed: int = 0, max_trials: int = 1
     return (float(a[0]), float(b[0])) if ok[0] else None
 
 
-def align_ransac_log(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None,
-                     seed: int = 0, max_trials: int = 1000) -> Alignment:
-    """The paper's evaluation alignment: RANSAC fit of log(gt + 1) ~ a pred + b (module doc)."""
+def _alignment_inputs(pred, gt, mask):
+    """pred and gt as float64 and the pixels to fit on; ValueError when there are none."""
     pred = np.asarray(pred, dtype=np.float64)
     _check_shapes(pred, gt)
     gt = np.asarray(gt, dtype=np.float64)
     valid = evaluation_mask(gt, mask, pred)
     if not valid.any():
         raise ValueError('no valid ground-truth pixels to align to')
+    return pred, gt, valid
+
+
+def align_ransac_log(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None,
+                     seed: int = 0, max_trials: int = 1000) -> Alignment:
+    """The paper's evaluation alignment: RANSAC fit of log(gt + 1) ~ a pred + b (module doc)."""
+    pred, gt, valid = _alignment_inputs(pred, gt, mask)
     x, y = pred[valid], np.log1p(gt[valid])
     fit = ransac_line(x, y, seed=seed, max_trials=max_trials)
     fallback = ''
@@ -147,12 +153,7 @@ def align_ransac_log(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None =
 def align_least_squares(pred: np.ndarray, gt: np.ndarray,
                         mask: np.ndarray | None = None) -> Alignment:
     """Least-squares scale and shift in depth space: gt ~ s pred + t; depth >= 1e-3."""
-    pred = np.asarray(pred, dtype=np.float64)
-    _check_shapes(pred, gt)
-    gt = np.asarray(gt, dtype=np.float64)
-    valid = evaluation_mask(gt, mask, pred)
-    if not valid.any():
-        raise ValueError('no valid ground-truth pixels to align to')
+    pred, gt, valid = _alignment_inputs(pred, gt, mask)
     s, t, ok = _line_through_samples(pred[valid][None], gt[valid][None])
     s, t = (float(s[0]), float(t[0])) if ok[0] else (1.0, 0.0)
     fallback = '' if ok[0] else 'prediction is constant over the mask; s = 1, t = 0'
