@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from ppd_ros.bag import (BagReader, BagWriter, MissingTopicError, read_rgbd_frames,
-                         write_synthetic_bag)
+from ppd_ros.bag import (BagMessageError, BagReader, BagWriter, MissingTopicError,
+                         read_rgbd_frames, write_synthetic_bag)
 from ppd_ros.bag.message_builders import camera_info_msg, depth_image_msg, image_msg
 from ppd_ros.bag.synthetic_bag import DEFAULT_START_NS
 from ppd_ros.synthetic import generate_sequence
@@ -121,3 +121,23 @@ def test_writer_refuses_to_clobber(tmp_path, reference):
         bag.write(IMAGE, image_msg(reference[0].rgb, 1, 'cam'))
         with pytest.raises(TypeError):
             bag.write(IMAGE, camera_info_msg(reference[0].camera_info, 2, 'cam'))
+
+
+def test_corrupt_message_is_skipped_by_rgbd_frames_and_named_by_reader(tmp_path, reference,
+                                                                       caplog):
+    f = reference[0]
+    corrupt = image_msg(f.rgb, 20, 'cam')
+    corrupt.data = corrupt.data[:10]  # payload far shorter than height x step
+    with BagWriter(tmp_path / 'bag', 'sqlite3') as bag:
+        for stamp, colour in ((10, image_msg(f.rgb, 10, 'cam')), (20, corrupt),
+                              (30, image_msg(f.rgb, 30, 'cam'))):
+            bag.write(IMAGE, colour)
+            bag.write(DEPTH, depth_image_msg(f.depth, stamp, 'cam'))
+            bag.write(INFO, camera_info_msg(f.camera_info, stamp, 'cam'))
+    with caplog.at_level('WARNING', logger='ppd_ros.bag'):
+        frames = list(read_rgbd_frames(tmp_path / 'bag'))
+    assert [fr.stamp_ns for fr in frames] == [10, 30]
+    assert any(IMAGE in r.getMessage() for r in caplog.records)
+    with BagReader(tmp_path / 'bag') as reader, pytest.raises(BagMessageError) as info:
+        list(reader.messages([IMAGE]))
+    assert info.value.topic == IMAGE and info.value.timestamp_ns == 20

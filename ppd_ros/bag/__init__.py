@@ -13,16 +13,16 @@ from .message_builders import (camera_info_msg, compressed_image_msg, depth_imag
 from .message_decoders import (decode_camera_info, decode_compressed_image, decode_image,
                                decode_message, decode_pointcloud2, pointcloud2_xyz, stamp_ns,
                                unpack_rgb)
-from .reader import BagMessage, BagReader, MissingTopicError
+from .reader import BagMessage, BagMessageError, BagReader, MissingTopicError, log_and_skip
 from .rgbd_frames import RgbdFrame, read_rgbd_frames
 from .synthetic_bag import DEFAULT_FRAME_ID, WrittenBag, frame_stamps_ns, write_synthetic_bag
 from .writer import STORAGES, BagWriter
 
 __all__ = [
-    'BagMessage', 'BagReader', 'BagWriter', 'DEFAULT_FRAME_ID', 'MissingTopicError',
+    'BagMessage', 'BagMessageError', 'BagReader', 'BagWriter', 'DEFAULT_FRAME_ID', 'MissingTopicError',
     'RgbdFrame', 'STORAGES', 'WrittenBag', 'camera_info_msg', 'compressed_image_msg',
     'decode_camera_info', 'decode_compressed_image', 'decode_image', 'decode_message',
     'decode_pointcloud2', 'depth_image_msg', 'frame_stamps_ns', 'header_msg', 'image_msg',
     'pointcloud2_msg', 'pointcloud2_xyz', 'read_rgbd_frames', 'stamp_ns', 'time_msg',
-    'unpack_rgb', 'write_synthetic_bag',
+    'log_and_skip', 'unpack_rgb', 'write_synthetic_bag',
 ]

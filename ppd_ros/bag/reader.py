@@ -1,7 +1,8 @@
 """Read rosbag2 bags (sqlite3 or mcap) in time order, decoding messages to numpy."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from rosbags.rosbag2 import Reader
 
 from .message_decoders import decode_message, stamp_ns
 from .typestore import typestore
+
+log = logging.getLogger('ppd_ros.bag')
 
 
 class MissingTopicError(LookupError):
@@ -20,6 +23,20 @@ class MissingTopicError(LookupError):
         listing = ', '.join(f'{t} [{m}]' for t, m in sorted(available.items())) or '(none)'
         super().__init__(f'topic(s) {", ".join(missing)} not found in bag {path}; '
                          f'available topics: {listing}')
+
+
+class BagMessageError(ValueError):
+    """A message that cannot be deserialised or decoded (corrupt payload, bad encoding)."""
+
+    def __init__(self, topic: str, timestamp_ns: int, cause: Exception):
+        self.topic, self.timestamp_ns, self.cause = topic, timestamp_ns, cause
+        super().__init__(f'cannot read the {topic} message at bag time {timestamp_ns} ns: '
+                         f'{type(cause).__name__}: {cause}')
+
+
+def log_and_skip(error: BagMessageError) -> None:
+    """``on_error`` handler that logs a corrupt message and goes on with the next one."""
+    log.warning('skipping a message: %s', error)
 
 
 @dataclass(eq=False)
@@ -84,9 +101,14 @@ class BagReader:
             raise MissingTopicError(missing, available, self.path)
 
     def messages(self, topics: Iterable[str] | None = None, *, decode: bool = True,
-                 start_ns: int | None = None, stop_ns: int | None = None
+                 start_ns: int | None = None, stop_ns: int | None = None,
+                 on_error: Callable[[BagMessageError], None] | None = None
                  ) -> Iterator[BagMessage]:
-        """Messages of ``topics`` (all when None) in bag-time order, within [start, stop)."""
+        """Messages of ``topics`` (all when None) in bag-time order, within [start, stop).
+
+        A message that cannot be deserialised or decoded raises BagMessageError, or, with
+        ``on_error`` (e.g. ``log_and_skip``), is handed to it and skipped.
+        """
         if topics is None:
             connections = self._reader.connections
         else:
@@ -97,10 +119,18 @@ class BagReader:
                 return
         store = typestore()
         for conn, timestamp, raw in self._reader.messages(connections, start_ns, stop_ns):
-            msg = store.deserialize_cdr(raw, conn.msgtype)
+            try:
+                msg = store.deserialize_cdr(raw, conn.msgtype)
+                data = decode_message(conn.msgtype, msg) if decode else None
+            except Exception as err:  # noqa: BLE001 - any corrupt payload, reported with context
+                error = BagMessageError(conn.topic, timestamp, err)
+                if on_error is None:
+                    raise error from err
+                on_error(error)
+                continue
             header = getattr(msg, 'header', None)
             yield BagMessage(
                 topic=conn.topic, msgtype=conn.msgtype, timestamp_ns=timestamp,
                 stamp_ns=stamp_ns(header.stamp) if header is not None else None,
                 frame_id=header.frame_id if header is not None else None,
-                data=decode_message(conn.msgtype, msg) if decode else None, msg=msg)
+                data=data, msg=msg)

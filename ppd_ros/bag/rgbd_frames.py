@@ -16,7 +16,7 @@ import numpy as np
 
 from ppd_ros.synthetic.camera import CameraInfoFields
 
-from .reader import BagReader
+from .reader import BagReader, log_and_skip
 
 #: Incomplete frames older than this behind the bag clock are dropped as unmatched.
 MAX_WAIT_NS = 1_000_000_000
@@ -74,7 +74,7 @@ def read_rgbd_frames(path: str | Path, image_topic: str = '/camera/image_raw',
                 else:
                     break  # wait for its other half, keeping frames in stamp order
 
-        for m in reader.messages(wanted):
+        for m in reader.messages(wanted, on_error=log_and_skip):
             if m.topic == info_topic:
                 infos.append((m.stamp_ns, m.data))
                 if first_info is None:
