@@ -9,9 +9,14 @@ want="$(cat "$repo/requirements.txt" "$repo/setup.py" "$repo/setup.cfg" | sha256
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[ppd_ros] building Python environment in $venv" >&2
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
-  "$venv/bin/python" -m pip install --quiet -r "$repo/requirements.txt" >&2
-  "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$repo" >&2
+  # pip warns about every configured local index folder that lacks a package; drop that noise.
+  quiet_pip() {
+    "$venv/bin/python" -m pip install --quiet "$@" >&2 \
+      2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  }
+  quiet_pip --upgrade pip
+  quiet_pip -r "$repo/requirements.txt"
+  quiet_pip --no-deps --no-build-isolation -e "$repo"
   echo "$want" > "$stamp"
 else
   echo "[ppd_ros] reusing Python environment in $venv" >&2
