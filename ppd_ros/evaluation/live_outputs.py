@@ -18,7 +18,7 @@ import numpy as np
 from ppd_ros.bag.message_decoders import stamp_ns
 from ppd_ros.bag.typestore import CAMERA_INFO, IMAGE, POINT_CLOUD2, typestore
 from ppd_ros.evaluation.output_bag import OutputTopics
-from ppd_ros.messages.image_encoding import ImageEncodingError
+from ppd_ros.messages.image_encoding import image_to_float32
 
 
 @dataclass(frozen=True)
@@ -68,13 +68,7 @@ def match_outputs(published: list[PublishedFrame],
 
 
 def float_image(msg) -> np.ndarray:
-    """A 32FC1 Image as float32 H x W, values untouched (relative depth may be <= 0, which
-    ppd_ros.bag.decode_image would mark invalid)."""
-    if msg.encoding != '32FC1':
-        raise ImageEncodingError(f"depth output has encoding '{msg.encoding}'; expected 32FC1")
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if data.size < msg.step * msg.height or msg.step < 4 * msg.width:
-        raise ImageEncodingError('depth output payload is shorter than its size says')
-    rows = data[:msg.step * msg.height].reshape(msg.height, msg.step)[:, :4 * msg.width]
-    dtype = np.dtype('>f4' if msg.is_bigendian else '<f4')
-    return np.ascontiguousarray(rows).view(dtype).astype(np.float32)
+    """The node's 32FC1 depth output as float32 H x W, values untouched (relative depth may be
+    <= 0, which ppd_ros.bag.decode_image would mark invalid)."""
+    return image_to_float32(msg.encoding, msg.height, msg.width, msg.step, msg.data,
+                            bool(msg.is_bigendian))

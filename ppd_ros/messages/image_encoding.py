@@ -49,6 +49,16 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, data,
     return np.ascontiguousarray(px[:, :, :3])
 
 
+def image_to_float32(encoding: str, height: int, width: int, step: int, data,
+                     is_bigendian: bool = False) -> np.ndarray:
+    """Decode a 32FC1 payload into float32 H x W with every value kept (relative depth may be
+    <= 0, which image_to_depth_m would mark invalid)."""
+    if encoding != '32FC1':
+        raise ImageEncodingError(f"unsupported float image encoding '{encoding}'; expected 32FC1")
+    px = _pixel_rows(height, width, step, data, DEPTH_ENCODINGS['32FC1'], 1, is_bigendian)
+    return px[:, :, 0].astype(np.float32)  # native-endian copy
+
+
 def image_to_depth_m(encoding: str, height: int, width: int, step: int, data,
                      is_bigendian: bool = False) -> np.ndarray:
     """Decode a depth Image payload into float32 metres, with NaN where invalid."""
@@ -56,12 +66,12 @@ def image_to_depth_m(encoding: str, height: int, width: int, step: int, data,
     if dtype is None:
         raise ImageEncodingError(
             f"unsupported depth encoding '{encoding}'; expected one of {sorted(DEPTH_ENCODINGS)}")
-    px = _pixel_rows(height, width, step, data, dtype, 1, is_bigendian)[:, :, 0]
     if encoding == '16UC1':
+        px = _pixel_rows(height, width, step, data, dtype, 1, is_bigendian)[:, :, 0]
         depth = px.astype(np.float32) * np.float32(1e-3)
         depth[px == 0] = np.nan
         return depth
-    depth = px.astype(np.float32)  # native-endian copy
+    depth = image_to_float32(encoding, height, width, step, data, is_bigendian)
     depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
     return depth
 
