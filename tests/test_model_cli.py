@@ -76,6 +76,21 @@ def test_predict_folder_writes_npy_png_and_relative_ply(tmp_path, tiny_checkpoin
     assert np.load(out / 'b_relative_depth.npy').shape == (50, 40)
 
 
+def test_unreadable_image_is_reported_and_the_rest_still_written(tmp_path, tiny_checkpoint,
+                                                                   capsys):
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'a_broken.png').write_bytes(b'not a png at all')
+    cv2.imwrite(str(images / 'b.png'), np.full((32, 48, 3), 90, dtype=np.uint8))
+    out = tmp_path / 'out'
+    assert main([str(images), '--checkpoint', str(tiny_checkpoint), '--outdir', str(out),
+                 '--device', 'cpu', '--steps', '1']) == 1
+    err = capsys.readouterr().err
+    assert 'a_broken.png' in err and 'skipped' in err and 'Traceback' not in err
+    assert np.load(out / 'b_relative_depth.npy').shape == (32, 48)
+    assert not (out / 'a_broken_relative_depth.npy').exists()
+
+
 def test_metric_fit_and_intrinsics_give_a_metric_cloud(tmp_path, tiny_checkpoint):
     image = tmp_path / 'c.png'
     cv2.imwrite(str(image), np.full((32, 48, 3), 90, dtype=np.uint8))

@@ -142,8 +142,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    failed = 0
     for path in tqdm(images, desc='ppd-predict', unit='img', disable=len(images) < 2):
-        rgb = read_rgb(path)
+        try:
+            rgb = read_rgb(path)
+        except ValueError as error:  # unreadable file: report it, keep going with the rest
+            tqdm.write(f'ppd-predict: error: {error}; skipped', file=sys.stderr)
+            failed += 1
+            continue
         pred = predictor.predict(rgb, steps=args.steps, seed=args.seed)
         stem = outdir / path.stem
         np.save(stem.with_name(path.stem + '_relative_depth.npy'), pred.depth)
@@ -152,8 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         if args.ply:
             write_point_cloud(stem, rgb, pred.depth, args)
-    print(f'wrote {len(images)} result(s) to {outdir}')
-    return 0
+    print(f'wrote {len(images) - failed} result(s) to {outdir}'
+          + (f'; {failed} unreadable image(s) skipped' if failed else ''))
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
