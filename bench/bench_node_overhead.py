@@ -10,15 +10,18 @@ starts one subscriber process for all four topics (with the Fast DDS large-messa
 which is what a deployment pays.
 
 Stages run as depth_node wires them (DepthPipeline.process, then message_builders), in a
-worker thread as in the node. Rows marked * are the proposed wiring measured on the same
-frame (not part of 'total'): one-pass cloud (unproject_to_cloud) and colorize straight into
-a bgr8 payload (colorize_depth(bgr=True, out=new_image_buffer) + bgr_image_message).
+worker thread as in the node, with the node's default retain_heap (glibc keeps freed memory:
+the message copies stop page-faulting); --no-retain-heap measures plain malloc. The pipeline
+recycles the cloud payload of the previous frame once its message is gone and colourises
+beside the cloud build (--no-overlap: one after the other), as in the node. Torch threads
+default to torch's own default, as depth_node's num_threads: 0.
 
 The machine is shared: the load average is printed with the results, and every number is
 a median over --frames frames. 'wall' is elapsed time (includes time spent waiting for a
 CPU); 'cpu' is this process's CPU time (time.process_time: all its threads, so OpenCV's
-helper threads count too), which is far less sensitive to other processes. The pipeline
-only reports wall time per stage, so its CPU time is split in proportion. A third table
+helper threads count too), which is far less sensitive to other processes. The rows
+'in pipeline: ...' are each pipeline stage's own wall time; they are part of 'pipeline' and
+overlap (colorize runs beside cloud), so they are not added to the total. A third table
 counts minor page faults (fresh 4 KiB pages, ~1-2 us each on this VM): 0 in steady state.
 
     python bench/bench_node_overhead.py [--frames 40] [--strides 1 2] [--subscriber]
@@ -50,19 +53,19 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from ppd_ros.geometry.camera_model import camera_from_horizontal_fov  # noqa: E402
-from ppd_ros.geometry.colorize import colorize_depth  # noqa: E402
-from ppd_ros.geometry.unproject import unproject_to_cloud  # noqa: E402
 from ppd_ros.messages.image_encoding import image_to_rgb  # noqa: E402
 from ppd_ros.model.predictor import Prediction  # noqa: E402
 from ppd_ros.model.preprocess import network_size, upsample_depth  # noqa: E402
 from ppd_ros.node import message_builders as build  # noqa: E402
+from ppd_ros.node.heap_retention import retain_freed_memory  # noqa: E402
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions  # noqa: E402
 
 SIZES = ((640, 480), (1280, 720))
 LARGE_MODEL_AREA = 1024 * 768
 TOPICS = (('depth', Image), ('info', CameraInfo), ('points', PointCloud2), ('colored', Image))
 PIPELINE_STAGES = ('postprocess', 'metric', 'resize', 'cloud', 'colorize')
-PROPOSED = ('cloud one pass*', 'colorize bgr into payload*')
+#: Rows of the pipeline's own stage timings (colorize overlaps cloud: not summed)
+STAGE_ROW = '  in pipeline: {}'
 
 SUBSCRIBER = '''
 import sys, rclpy
@@ -93,8 +96,8 @@ class NetworkOutputOnly:
         start = time.perf_counter()
         depth = upsample_depth(self.network, *self.size)[0, 0].numpy()
         elapsed = time.perf_counter() - start
-        return Prediction(depth, self.network[0, 0].numpy(), {'postprocess': elapsed,
-                                                              'total': elapsed})
+        return Prediction(depth, self.network[0, 0].numpy(),
+                          {'postprocess': elapsed, 'total': elapsed})
 
 
 class ExpScale:
@@ -135,27 +138,18 @@ def _incoming_image(rgb: np.ndarray) -> Image:
 
 
 def _totals(t: dict[str, float]) -> None:
-    as_wired = [k for k in t if not k.endswith('*')]
-    t['total'] = sum(t[k] for k in as_wired)
+    t['total'] = sum(t.values())
     t['total excl. publish'] = t['total'] - t['publish points'] - t['publish depth+info+colored']
-    t['total excl. colorize'] = t['total'] - t['colorize'] - t['build colored msg']
-    t['total excl. publish, colorize'] = (t['total excl. publish'] - t['colorize']
-                                          - t['build colored msg'])
-    swapped = (t['total'] - t['cloud'] - t['colorize'] - t['build colored msg']
-               + t['cloud one pass*'] + t['colorize bgr into payload*'])
-    t['total, proposed wiring*'] = swapped
-    t['total excl. publish, proposed wiring*'] = (swapped - t['publish points']
-                                                  - t['publish depth+info+colored'])
 
 
 def bench_size(node, width: int, height: int, stride: int, frames: int, warmup: int,
-               subscribers: int) -> tuple[dict[str, float], ...]:
+               subscribers: int, overlap: bool = True) -> tuple[dict[str, float], ...]:
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     incoming = _incoming_image(rgb)
     camera = camera_from_horizontal_fov(width, height, 70.0)
     info_source = CameraInfo(distortion_model='plumb_bob', d=[0.0] * 5)
-    pipeline = DepthPipeline(NetworkOutputOnly(width, height))
+    pipeline = DepthPipeline(NetworkOutputOnly(width, height), overlap=overlap)
     options = PipelineOptions(cloud_stride=stride)
     pubs = {name: node.create_publisher(kind, f'bench/{name}', 1) for name, kind in TOPICS}
     if subscribers:
@@ -189,38 +183,23 @@ def bench_size(node, width: int, height: int, stride: int, frames: int, warmup: 
         pubs['colored'].publish(colored_msg)
         c.lap('publish depth+info+colored')
         del points_msg, depth_msg, info_msg, colored_msg
-        # proposed wiring, on the same frame (not part of 'total')
-        c.restart()
-        unproject_to_cloud(frame.metres, frame.camera, stride, decoded)
-        c.lap('cloud one pass*')
-        h, w = frame.metres.shape
-        bgr = colorize_depth(frame.metres, bgr=True, out=build.new_image_buffer(h, w))
-        build.bgr_image_message(header, bgr)
-        c.lap('colorize bgr into payload*')
-        # the pipeline's own per-stage timings, in place of its wall-clock total
-        pipe_wall, pipe_cpu = c.wall.pop('pipeline'), c.cpu.pop('pipeline')
-        wall_sum = sum(frame.timings[k] for k in PIPELINE_STAGES)
-        for stage in PIPELINE_STAGES:  # CPU split in proportion to the wall split
-            c.wall[stage] = frame.timings[stage]
-            c.cpu[stage] = pipe_cpu * frame.timings[stage] / wall_sum if wall_sum else 0.0
-        c.wall['pipeline other'] = max(0.0, pipe_wall - wall_sum)
-        c.cpu['pipeline other'] = 0.0
-        c.faults['total'] = sum(v for k, v in c.faults.items() if not k.endswith('*'))
+        c.faults['total'] = sum(c.faults.values())
         if i >= warmup:
             for store, values in ((wall, c.wall), (cpu, c.cpu), (faults, c.faults)):
                 if values is not c.faults:
                     _totals(values)
                 for k, v in values.items():
                     store.setdefault(k, []).append(v)
+            for stage in PIPELINE_STAGES:  # each stage's own wall time, inside 'pipeline'
+                wall.setdefault(STAGE_ROW.format(stage), []).append(frame.timings[stage])
     for pub in pubs.values():
         node.destroy_publisher(pub)
     messages = ('build depth+info msgs', 'build points msg', 'build colored msg',
                 'publish points', 'publish depth+info+colored')
-    order = ('decode image', *PIPELINE_STAGES, 'pipeline other', *messages, *PROPOSED, 'total',
-             'total excl. publish', 'total excl. colorize', 'total excl. publish, colorize',
-             'total, proposed wiring*', 'total excl. publish, proposed wiring*')
-    fault_order = ('decode image', 'pipeline', *messages, *PROPOSED, 'total')
-    return ({k: statistics.median(wall[k]) * 1e3 for k in order},
+    order = ('decode image', 'pipeline', *messages, 'total', 'total excl. publish')
+    stage_rows = tuple(STAGE_ROW.format(stage) for stage in PIPELINE_STAGES)
+    fault_order = ('decode image', 'pipeline', *messages, 'total')
+    return ({k: statistics.median(wall[k]) * 1e3 for k in order + stage_rows},
             {k: statistics.median(cpu[k]) * 1e3 for k in order},
             {k: statistics.median(faults[k]) for k in fault_order})
 
@@ -264,7 +243,8 @@ def main() -> None:
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--strides', type=int, nargs='+', default=[1, 2], help='cloud.stride')
     parser.add_argument('--sizes', nargs='+', default=[f'{w}x{h}' for w, h in SIZES])
-    parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--threads', type=int, default=0,
+                        help="torch CPU threads (0: torch's default, as depth_node)")
     parser.add_argument('--subscriber', action='store_true',
                         help='one subscriber process on all four topics')
     parser.add_argument('--no-profile', action='store_true',
@@ -273,8 +253,14 @@ def main() -> None:
                         help='cv2.setNumThreads (default: leave OpenCV\'s default)')
     parser.add_argument('--main-thread', action='store_true',
                         help='run in the main thread instead of a worker thread')
+    parser.add_argument('--no-overlap', action='store_true',
+                        help='colourise after the cloud in one thread (DepthPipeline overlap=False)')
+    parser.add_argument('--no-retain-heap', action='store_true',
+                        help="plain glibc malloc (depth_node's retain_heap: false)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    retained = False if args.no_retain_heap else retain_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.cv_threads is not None:
         cv2.setNumThreads(args.cv_threads)
     sizes = [tuple(int(v) for v in s.split('x')) for s in args.sizes]
@@ -293,7 +279,7 @@ def main() -> None:
                        else lambda *a: _run_in_worker(bench_size, *a))
                 key = f'{w}x{h} s{stride}'
                 wall[key], cpu[key], faults[key] = run(node, w, h, stride, args.frames, args.warmup,
-                                          1 if sub else 0)
+                                                       1 if sub else 0, not args.no_overlap)
     finally:
         if sub is not None:
             sub.terminate()
@@ -309,10 +295,10 @@ def main() -> None:
         subscribers = '1 (other process, ' + ('default Fast DDS transports)' if args.no_profile
                                               else 'Fast DDS large-message profile)')
     print(f"subscribers: {subscribers}; thread: {'main' if args.main_thread else 'worker'}; "
-          f'torch threads {args.threads}; OpenCV threads {cv2.getNumThreads()}; '
-          f'numpy {np.__version__}, OpenCV {cv2.__version__}')
+          f'torch threads {torch.get_num_threads()}; OpenCV threads {cv2.getNumThreads()}; '
+          f'numpy {np.__version__}, OpenCV {cv2.__version__}; retain_heap {retained}')
     _table('wall-clock ms (median)', wall)
-    _table('process CPU ms (median; pipeline stages: its CPU time split by their wall share)', cpu)
+    _table('process CPU ms (median; all threads of the process)', cpu)
     _table('minor page faults (median; 4 KiB pages first touched, ~1-2 us each here)', faults, 0)
 
 

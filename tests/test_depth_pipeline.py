@@ -127,3 +127,44 @@ def test_range_mode_without_spread_gives_no_scale():
     scaler = RangeScaler(ScaleSettings(1.0, 4.0))
     assert scaler.to_metres(flat) is None
     assert not scaler.status.available and 'no spread' in scaler.status.reason
+
+
+class SlopedScaler:
+    """A metric scaler for the test: 1..3 m across the image, so colours and points vary."""
+
+    def to_metres(self, relative):
+        h, w = relative.shape
+        return np.broadcast_to(np.linspace(1.0, 3.0, w, dtype=np.float32), (h, w)).copy()
+
+
+def test_colourising_beside_the_cloud_gives_the_same_outputs(rgb):
+    class FixedNetwork:  # the same prediction every call, so only the wiring differs
+        def predict(self, image, steps=4, seed=None):
+            from ppd_ros.model.predictor import Prediction
+            depth = np.linspace(0.0, 1.0, H * W, dtype=np.float32).reshape(H, W)
+            return Prediction(depth, depth, {'total': 0.0})
+
+    overlapped, serial = (DepthPipeline(FixedNetwork(), overlap=o) for o in (True, False))
+    options = PipelineOptions(steps=1)
+    a = overlapped.process(rgb, _camera(), options, SlopedScaler())
+    b = serial.process(rgb, _camera(), options, SlopedScaler())
+    np.testing.assert_array_equal(a.colored, b.colored)
+    assert np.unique(a.colored.reshape(-1, 3), axis=0).shape[0] > 10
+    assert bytes(a.cloud.payload) == bytes(b.cloud.payload)
+    assert a.timings['colorize'] > 0 and a.timings['cloud'] > 0
+    overlapped.close()
+    c = overlapped.process(rgb, _camera(), options, SlopedScaler())  # after close: one thread
+    np.testing.assert_array_equal(c.colored, b.colored)
+    serial.close()
+
+
+def test_a_cloud_still_held_is_never_overwritten_by_the_next_frame(pipeline, rgb):
+    options = PipelineOptions(steps=1)
+    first = pipeline.process(rgb, _camera(), options, SlopedScaler()).cloud
+    before = bytes(first.payload)
+    second = pipeline.process(rgb, _camera(), options, PlaneAt2m()).cloud
+    assert second.payload is not first.payload
+    assert bytes(first.payload) == before
+    xyz, _ = decode_cloud(second.fields, second.point_step, second.height, second.width,
+                          second.data)
+    np.testing.assert_allclose(xyz[..., 2], 2.0)

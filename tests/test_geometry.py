@@ -493,3 +493,30 @@ def test_hd_cloud_and_colorize_match_reference(stride):
     buf.set_rgb(rgb[::stride, ::stride])
     np.testing.assert_array_equal(buf.data, expected)
     np.testing.assert_array_equal(colorize_depth(depth), _reference_colorize(depth))
+
+
+def test_cloud_buffer_pool_recycles_a_payload_only_once_it_is_released():
+    from ppd_ros.geometry.pointcloud_layout import CloudBufferPool
+    from ppd_ros.geometry.unproject import unproject_to_cloud
+    camera = camera_from_horizontal_fov(8, 6, 60.0)
+    rgb = np.arange(8 * 6 * 3, dtype=np.uint8).reshape(6, 8, 3)
+    pool = CloudBufferPool(max_buffers=2)
+    first = unproject_to_cloud(np.full((6, 8), 1.0, np.float32), camera, 1, rgb, pool)
+    first_id, first_bytes = id(first.payload), bytes(first.payload)  # no extra reference
+    held = unproject_to_cloud(np.full((6, 8), 2.0, np.float32), camera, 1, rgb, pool)
+    assert id(held.payload) != first_id                      # `first` still holds its buffer
+    assert bytes(first.payload) == first_bytes
+    del first
+    reused = unproject_to_cloud(np.full((6, 8), 3.0, np.float32), camera, 1, rgb, pool)
+    assert id(reused.payload) == first_id                    # released: recycled
+    fresh = unproject_to_cloud(np.full((6, 8), 3.0, np.float32), camera, 1, rgb)
+    assert bytes(reused.payload) == bytes(fresh.payload)     # padding still zero, all rewritten
+    view = reused.data                                       # a numpy view also holds it
+    del reused
+    again = unproject_to_cloud(np.full((6, 8), 4.0, np.float32), camera, 1, rgb, pool)
+    assert id(again.payload) != first_id
+    assert view.tobytes() == bytes(fresh.payload)            # the viewed cloud is untouched
+    other = unproject_to_cloud(np.full((6, 8), 4.0, np.float32), camera, 2, rgb, pool)
+    assert (other.height, other.width) == (3, 4)             # another shape: its own buffer
+    with pytest.raises(ValueError):
+        CloudBufferPool(max_buffers=0)

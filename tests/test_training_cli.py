@@ -60,3 +60,20 @@ def test_evaluate_prints_table_and_writes_json(runs, capsys):
         summary = report['models'][name]['summary']
         assert summary['n_frames'] == 2
         assert 0 <= summary['d1'] <= 1 and summary['abs_rel'] >= 0
+
+
+def test_fine_tuning_starts_from_the_given_checkpoint(runs):
+    threads = torch.get_num_threads()
+    start = runs / 'tiny_ppd.safetensors'  # float16 export: fine-tuned in float32
+    assert main(['stage2', '--init', str(start), '--out', str(runs / 'ft'), '--lr', '0',
+                 *COMMON]) == 0
+    torch.set_num_threads(threads)
+    before = load_predictor(checkpoint=start, device='cpu').model.state_dict()
+    after = load_predictor(checkpoint=runs / 'ft' / 'final.safetensors', device='cpu').model
+    for key, value in after.state_dict().items():  # lr 0: nothing moved, and nothing is random
+        assert value.dtype == torch.float32 and torch.equal(value, before[key]), key
+    metadata = read_checkpoint_metadata(runs / 'ft' / 'final.safetensors')
+    assert metadata['init'] == str(start)
+    assert metadata['init_command'] == read_checkpoint_metadata(start)['command']
+    with pytest.raises(SystemExit, match='--init'):
+        main(['stage2', '--init', str(start), '--no-semantics', '--out', str(runs / 'x'), *COMMON])

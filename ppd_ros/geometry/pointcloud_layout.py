@@ -11,6 +11,7 @@ such clouds are not dense (is_dense = false). row_step = point_step * width.
 from __future__ import annotations
 
 import array
+import sys
 from dataclasses import dataclass
 
 import cv2
@@ -187,6 +188,35 @@ class CloudBuffer:
 
     def packed(self) -> PackedCloud:
         return PackedCloud(self.layout, self.height, self.width, self.payload)
+
+
+class CloudBufferPool:
+    """Hands out CloudBuffers and recycles each once nothing outside the pool holds its payload.
+
+    A recycled buffer skips zero-filling (and first-touching) tens of MB per frame. It is
+    reused only when no PackedCloud, PointCloud2.data or numpy view of its payload is left
+    (checked with the payload's reference count), so a cloud still in use is never
+    overwritten. Its padding bytes are still zero; every other byte is rewritten by the
+    next user (unproject_to_cloud writes x, y, z and rgb of every point).
+    """
+
+    def __init__(self, max_buffers: int = 2):
+        if max_buffers < 1:
+            raise ValueError(f'max_buffers must be >= 1, got {max_buffers}')
+        self.max_buffers = max_buffers
+        self._buffers: list[tuple[CloudBuffer, int]] = []  # (buffer, its idle reference count)
+
+    def acquire(self, height: int, width: int, with_rgb: bool) -> CloudBuffer:
+        layout = cloud_layout(with_rgb)
+        for buf, idle_refs in self._buffers:
+            if ((buf.height, buf.width, buf.layout) == (height, width, layout)
+                    and sys.getrefcount(buf.payload) == idle_refs):
+                return buf
+        buf = CloudBuffer(height, width, with_rgb)
+        if len(self._buffers) >= self.max_buffers:
+            self._buffers.pop(0)  # its holders keep it alive; the pool forgets it
+        self._buffers.append((buf, sys.getrefcount(buf.payload)))
+        return buf
 
 
 def build_cloud(xyz: np.ndarray, rgb: np.ndarray | None = None) -> PackedCloud:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ppd_ros.geometry.camera_model import PinholeCamera
-from ppd_ros.geometry.pointcloud_layout import CloudBuffer, PackedCloud, block_rows
+from ppd_ros.geometry.pointcloud_layout import CloudBuffer, CloudBufferPool, PackedCloud, block_rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,12 +154,14 @@ def unproject(depth: np.ndarray, camera: PinholeCamera, stride: int = 1,
 
 
 def unproject_to_cloud(depth: np.ndarray, camera: PinholeCamera, stride: int = 1,
-                       rgb: np.ndarray | None = None) -> PackedCloud:
+                       rgb: np.ndarray | None = None, pool: CloudBufferPool | None = None
+                       ) -> PackedCloud:
     """Organized depth_image_proc PointCloud2 payload of a metric depth image, in one pass.
 
     `rgb` (optional) is H x W x 3 uint8 at the depth image's size; it is sampled with the
     same stride. Same bytes as CloudBuffer + unproject(out=buf.xyz) + buf.set_rgb, faster:
-    every point is written once, x, y, z and rgb together.
+    every point is written once, x, y, z and rgb together. With `pool` the payload is a
+    recycled buffer when one is free (see CloudBufferPool), else a new one.
     """
     depth = _check_depth(depth, camera)
     if stride < 1:
@@ -170,8 +172,11 @@ def unproject_to_cloud(depth: np.ndarray, camera: PinholeCamera, stride: int = 1
         if rgb.shape[:2] != depth.shape:
             raise ValueError(f'rgb is {rgb.shape[1]}x{rgb.shape[0]} but the camera is '
                              f'{camera.width}x{camera.height}')
-    buf = CloudBuffer(*decimated_shape(camera.height, camera.width, stride),
-                      with_rgb=rgb is not None)
+    shape = decimated_shape(camera.height, camera.width, stride)
+    if pool is None:
+        buf = CloudBuffer(*shape, with_rgb=rgb is not None)
+    else:
+        buf = pool.acquire(*shape, with_rgb=rgb is not None)
     for start, stop, x, y, z in _point_blocks(depth, camera, stride):
         colours = None if rgb is None else rgb[start * stride:stop * stride:stride, ::stride]
         buf.write_rows(start, x, y, z, colours)

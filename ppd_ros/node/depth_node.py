@@ -34,6 +34,7 @@ from ppd_ros.messages.image_encoding import (COLOR_ENCODINGS, ImageEncodingError
 from ppd_ros.node import message_builders as build
 from ppd_ros.node.diagnostics import depth_node_status
 from ppd_ros.node.frame_statistics import FrameStatistics
+from ppd_ros.node.heap_retention import retain_freed_memory
 from ppd_ros.node.latest_frame_slot import LatestFrameSlot
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
 from ppd_ros.node.throttled_log import ThrottledLog
@@ -93,6 +94,8 @@ class DepthNode(Node):
             raise StartupError(problem)
         self._values = values
         s = DepthNodeSettings.from_values(values)
+        if s.retain_heap and not retain_freed_memory():
+            self.get_logger().info('retain_heap: no glibc mallopt here; malloc left as it is')
         # settings and the scaler they imply are replaced together, so a frame never mixes them
         self._config = (s, metric_scaler_for_mode(s.depth_mode, s.scale))
         if predictor is None:
@@ -339,6 +342,7 @@ class DepthNode(Node):
         self._slot.close()
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
+        self._pipeline.close()
         super().destroy_node()
 
 

@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     stage2.add_argument('--stage1', type=Path, default=None,
                         help='stage-1 checkpoint whose encoder becomes the frozen semantics encoder')
     stage2.add_argument('--no-semantics', action='store_true', help='vanilla DiT ablation (no encoder)')
+    stage2.add_argument('--init', type=Path, default=None,
+                        help='fine-tune: start from this ppd_ros checkpoint (its config and encoder)')
     export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
     export.add_argument('source', type=Path)
     export.add_argument('target', type=Path)
@@ -94,6 +96,17 @@ def make_dataset(args, config):
     return BagDepthDataset(args.data, args.image_topic, args.depth_topic, area=config.train_area)
 
 
+def _init_provenance(args) -> dict:
+    """Metadata naming the checkpoint a fine-tuning run started from, and how that was made."""
+    init = getattr(args, 'init', None)
+    if init is None:
+        return {}
+    from ppd_ros.model.checkpoint import read_checkpoint_metadata
+    before = read_checkpoint_metadata(init)
+    return {'init': str(init), 'init_command': before.get('command'),
+            'init_steps': before.get('steps'), 'init_wall_time_s': before.get('wall_time_s')}
+
+
 def run_training(args, task, command: str):
     from .checkpoint_export import export_half
     from .trainer import Trainer, TrainerConfig
@@ -104,7 +117,7 @@ def run_training(args, task, command: str):
         log_every=args.log_every, ckpt_every=args.ckpt_every, progress=not args.no_progress,
         extra_metadata={'data': args.data,
                         'train_frames': args.train_frames if args.data == 'synthetic' else None,
-                        'gradient_weight': args.gradient_weight})
+                        'gradient_weight': args.gradient_weight, **_init_provenance(args)})
     result = Trainer(task, make_dataset(args, task.model.config), config).run(resume=args.resume, command=command,
                                                            stop_at=args.stop_at)
     print(f'trained {result.steps} steps in {result.wall_time_s:.1f} s -> {result.final_path}')
@@ -135,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         task = Stage1Task(Stage1Regressor(recipe_config(args.variant)), args.gradient_weight)
     else:
         from .sp_dit_training import FlowMatchingTask, build_sp_dit, build_vanilla_dit
-        if args.no_semantics:
+        if args.init is not None:
+            if args.stage1 is not None or args.no_semantics:
+                raise SystemExit('--init takes its config and encoder from the checkpoint; '
+                                 'drop --stage1 / --no-semantics')
+            from ppd_ros.model.checkpoint import load_checkpoint
+            model = load_checkpoint(args.init).float()
+        elif args.no_semantics:
             if args.stage1 is not None:
                 raise SystemExit('--no-semantics takes no --stage1 checkpoint')
             model = build_vanilla_dit(args.variant)
