@@ -86,7 +86,7 @@ def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameS
     from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
     predictor, model_info = load_model(settings.model)
     _write_model_info(store.frames_dir / MODEL_INFO_FILE, model_info)
-    pipeline = DepthPipeline(predictor)
+    pipeline = DepthPipeline(predictor, overlap=False)  # no clouds: no helper thread
     seed = settings.model.seed
     options = PipelineOptions(steps=settings.model.steps, seed=None if seed < 0 else seed,
                               cloud=False, colorize=False)
