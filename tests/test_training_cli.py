@@ -77,3 +77,15 @@ def test_fine_tuning_starts_from_the_given_checkpoint(runs):
     assert metadata['init_command'] == read_checkpoint_metadata(start)['command']
     with pytest.raises(SystemExit, match='--init'):
         main(['stage2', '--init', str(start), '--no-semantics', '--out', str(runs / 'x'), *COMMON])
+
+
+def test_schedule_timesteps_option_is_recorded_and_validated(runs):
+    threads = torch.get_num_threads()
+    assert main(['stage2', '--init', str(runs / 'tiny_ppd.safetensors'), '--schedule-steps', '4',
+                 '--out', str(runs / 'sched'), *COMMON]) == 0
+    torch.set_num_threads(threads)
+    metadata = read_checkpoint_metadata(runs / 'sched' / 'final.safetensors')
+    assert metadata['timesteps'] == 'schedule of 4 steps'
+    assert read_checkpoint_metadata(runs / 'sp' / 'final.safetensors')['timesteps'] == 'logit-normal'
+    with pytest.raises(SystemExit, match='schedule-steps'):
+        main(['stage2', '--schedule-steps', '0', '--out', str(runs / 'y'), *COMMON])

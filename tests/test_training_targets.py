@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ppd_ros.training.depth_normalisation import INVALID_FILL, log_depth_quantiles, normalise_depth
-from ppd_ros.training.timestep_sampling import sample_logit_normal_timesteps
+from ppd_ros.training.timestep_sampling import (sample_logit_normal_timesteps,
+                                                sample_schedule_timesteps)
 
 
 def _spec_x0(depth, valid):
@@ -87,3 +88,17 @@ def test_timesteps_are_reproducible_from_a_generator():
     a = sample_logit_normal_timesteps(16, torch.Generator().manual_seed(3))
     b = sample_logit_normal_timesteps(16, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('steps, expected', [(4, [1000, 750, 500, 249]), (1, [1000]),
+                                             (29, None)])
+def test_schedule_timesteps_are_the_samplers_own_drawn_evenly(steps, expected):
+    from ppd_ros.model.flow_matching import timesteps
+    t = sample_schedule_timesteps(40_000, torch.Generator().manual_seed(0), steps)
+    values, counts = torch.unique(t, return_counts=True)
+    schedule = sorted(v for v in timesteps(steps).tolist() if v >= 0)  # 29 steps ends in -1
+    assert values.tolist() == schedule
+    if expected is not None:
+        assert schedule == sorted(expected)
+    share = counts.double() / len(t)
+    assert float((share - 1 / len(schedule)).abs().max()) < 0.02

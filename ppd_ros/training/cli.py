@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage2.add_argument('--stage1', type=Path, default=None,
                         help='stage-1 checkpoint whose encoder becomes the frozen semantics encoder')
     stage2.add_argument('--no-semantics', action='store_true', help='vanilla DiT ablation (no encoder)')
+    stage2.add_argument('--schedule-steps', type=int, default=None,
+                        help='draw t from the timesteps of this many Euler steps instead of the '
+                             "spec's logit-normal (fine-tuning for a fixed-step sampler)")
     stage2.add_argument('--init', type=Path, default=None,
                         help='fine-tune: start from this ppd_ros checkpoint (its config and encoder)')
     export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
@@ -117,7 +120,10 @@ def run_training(args, task, command: str):
         log_every=args.log_every, ckpt_every=args.ckpt_every, progress=not args.no_progress,
         extra_metadata={'data': args.data,
                         'train_frames': args.train_frames if args.data == 'synthetic' else None,
-                        'gradient_weight': args.gradient_weight, **_init_provenance(args)})
+                        'gradient_weight': args.gradient_weight,
+                        'timesteps': (f'schedule of {args.schedule_steps} steps'
+                                      if getattr(args, 'schedule_steps', None) else 'logit-normal'),
+                        **_init_provenance(args)})
     result = Trainer(task, make_dataset(args, task.model.config), config).run(resume=args.resume, command=command,
                                                            stop_at=args.stop_at)
     print(f'trained {result.steps} steps in {result.wall_time_s:.1f} s -> {result.final_path}')
@@ -162,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.stage1 is None and not args.resume:
                 print('warning: no --stage1 checkpoint; the semantics encoder stays random', file=sys.stderr)
             model = build_sp_dit(args.variant, args.stage1)
-        task = FlowMatchingTask(model, args.gradient_weight)
+        if args.schedule_steps is not None and args.schedule_steps < 1:
+            raise SystemExit('--schedule-steps must be >= 1')
+        task = FlowMatchingTask(model, args.gradient_weight, args.schedule_steps)
     run_training(args, task, command)
     return 0
 

@@ -23,7 +23,7 @@ from .depth_normalisation import normalise_depth
 from .losses import FINETUNE_GRADIENT_WEIGHT, flow_matching_loss
 from .recipe_configs import recipe_config
 from .stage1_regressor import load_stage1, transfer_encoder
-from .timestep_sampling import sample_logit_normal_timesteps
+from .timestep_sampling import sample_logit_normal_timesteps, sample_schedule_timesteps
 
 
 def build_sp_dit(variant: str = 'tiny_ppd', stage1_checkpoint: str | Path | None = None) -> PixelPerfectDepth:
@@ -46,9 +46,13 @@ class FlowMatchingTask:
 
     final_name = 'final.safetensors'
 
-    def __init__(self, model: PixelPerfectDepth, gradient_weight: float = FINETUNE_GRADIENT_WEIGHT):
+    def __init__(self, model: PixelPerfectDepth, gradient_weight: float = FINETUNE_GRADIENT_WEIGHT,
+                 schedule_steps: int | None = None):
+        """`schedule_steps`: draw t from that many Euler steps' timesteps instead of the
+        logit-normal (sample_schedule_timesteps; for fine-tuning a fixed-step sampler)."""
         self.model = model
         self.gradient_weight = gradient_weight
+        self.schedule_steps = schedule_steps
         if model.encoder is not None:
             model.encoder.requires_grad_(False)
 
@@ -63,7 +67,10 @@ class FlowMatchingTask:
     def loss(self, batch: DepthBatch, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         device = batch.rgb.device
         x0 = normalise_depth(batch.depth, batch.valid)
-        t = sample_logit_normal_timesteps(x0.shape[0], generator).to(device)
+        if self.schedule_steps is None:
+            t = sample_logit_normal_timesteps(x0.shape[0], generator).to(device)
+        else:
+            t = sample_schedule_timesteps(x0.shape[0], generator, self.schedule_steps).to(device)
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
         x_t = noisy_sample(x0, noise, t, self.model.config.num_train_timesteps)
         with torch.no_grad():
