@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from ppd_ros.synthetic import generate_frame, generate_sequence, sample_room
+from ppd_ros.synthetic.room_sampler import STAND_RADIUS_M
 
 W, H = 64, 48
 
@@ -55,6 +56,23 @@ def test_objects_keep_clear_of_the_camera_path():
         for obj in room.scene.boxes + room.scene.spheres + room.scene.cylinders:
             # bounding corners >= 1 m ahead; trajectories move the camera <= 0.5 m forward
             assert obj.corners[:, 0].min() >= 1.0 - 1e-9
+
+
+def test_every_object_touches_the_floor_or_stands_on_a_stand():
+    raised = 0
+    for seed in range(40):
+        scene = sample_room(np.random.default_rng(seed)).scene
+        stands = [c for c in scene.cylinders if c.radius == STAND_RADIUS_M]
+        for obj in scene.boxes + scene.spheres:
+            bottom = obj.corners[:, 2].min()
+            if bottom < 1e-6:  # resting on the floor
+                continue
+            raised += 1
+            centre = obj.center
+            under = [c for c in stands if np.allclose(c.base[:2], centre[:2])
+                     and c.base[2] == 0.0 and c.height >= centre[2] - 1e-9]
+            assert under, f'seed {seed}: an object floats at {bottom:.2f} m with no stand'
+    assert raised >= 5  # raised objects do occur
 
 
 def test_sequence_starts_at_the_single_frame_and_moves_a_little():

@@ -89,3 +89,35 @@ def test_schedule_timesteps_option_is_recorded_and_validated(runs):
     assert read_checkpoint_metadata(runs / 'sp' / 'final.safetensors')['timesteps'] == 'logit-normal'
     with pytest.raises(SystemExit, match='schedule-steps'):
         main(['stage2', '--schedule-steps', '0', '--out', str(runs / 'y'), *COMMON])
+
+
+def test_stage1_fine_tuning_starts_from_the_given_stage1_checkpoint(runs):
+    threads = torch.get_num_threads()
+    start = runs / 's1' / 'final.safetensors'
+    assert main(['stage1', '--init', str(start), '--out', str(runs / 's1_ft'), '--lr', '0', *COMMON]) == 0
+    torch.set_num_threads(threads)
+    before = load_stage1(start).state_dict()
+    after = load_stage1(runs / 's1_ft' / 'final.safetensors').state_dict()
+    assert after.keys() == before.keys()
+    for key, value in after.items():  # lr 0: the regressor, head included, is the checkpoint's
+        assert torch.equal(value, before[key]), key
+
+
+def test_fine_tuning_with_stage1_swaps_in_that_encoder(runs):
+    threads = torch.get_num_threads()
+    new_stage1 = runs / 's1_other'
+    assert main(['stage1', '--out', str(new_stage1), '--seed', '7', *COMMON]) == 0
+    start = runs / 'sp' / 'final.safetensors'
+    assert main(['stage2', '--init', str(start), '--stage1', str(new_stage1 / 'final.safetensors'),
+                 '--out', str(runs / 'reprompt'), '--lr', '0', *COMMON]) == 0
+    torch.set_num_threads(threads)
+    encoder = load_stage1(new_stage1 / 'final.safetensors').encoder.state_dict()
+    dit_before = load_predictor(checkpoint=start, device='cpu').model.state_dict()
+    after = load_predictor(checkpoint=runs / 'reprompt' / 'final.safetensors', device='cpu').model
+    old_encoder = {k[len('encoder.'):]: v for k, v in dit_before.items() if k.startswith('encoder.')}
+    assert any(not torch.equal(encoder[k], old_encoder[k]) for k in encoder)  # a different encoder
+    for key, value in after.state_dict().items():
+        expected = encoder[key[len('encoder.'):]] if key.startswith('encoder.') else dit_before[key]
+        assert torch.equal(value, expected), key
+    assert read_checkpoint_metadata(runs / 'reprompt' / 'final.safetensors')['init_encoder'] == \
+        str(new_stage1 / 'final.safetensors')

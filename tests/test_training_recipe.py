@@ -43,3 +43,15 @@ def test_shipped_weights_match_manifest_and_load():
         assert entry['sha256'] == sha256_of(MODELS / name)
         depth = load_any_predictor(MODELS / name).predict(rgb, steps=4, seed=0).depth
         assert depth.shape == (96, 128) and np.isfinite(depth).all()
+
+
+@pytest.mark.skipif(not all((MODELS / f).is_file() for f in SHIPPED), reason='tiny weights not built')
+def test_shipped_sp_dit_is_prompted_by_the_shipped_stage1_encoder():
+    import torch
+    from ppd_ros.model.predictor import load_predictor
+    from ppd_ros.training.stage1_regressor import load_stage1
+    stage1 = load_stage1(MODELS / 'tiny_stage1_regressor.safetensors').encoder.state_dict()
+    encoder = load_predictor(checkpoint=MODELS / 'tiny_ppd.safetensors', device='cpu').model.encoder
+    assert encoder.state_dict().keys() == stage1.keys()
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(value, stage1[key]), key

@@ -153,3 +153,18 @@ def test_bf16_autocast_training_gives_finite_losses(tmp_path, micro_data):
     assert len(result.log) == 2 and all(np.isfinite(e['loss']) for e in result.log)
     from safetensors.torch import load_file
     assert all(v.dtype == torch.float32 for v in load_file(result.final_path).values())
+
+
+def test_frame_cache_is_reused_only_for_the_same_scene_version(tmp_path, monkeypatch):
+    import ppd_ros.synthetic.room_sampler as room_sampler
+    first = SyntheticDepthDataset(train_seeds(3), 32, 24)
+    first.preload(cache_dir=tmp_path)
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert len(written) == 2 and all(f'v{room_sampler.SCENE_VERSION}_' in n for n in written)
+    again = SyntheticDepthDataset(train_seeds(3), 32, 24)
+    again.preload(cache_dir=tmp_path)  # same version: loaded, nothing new written
+    assert sorted(p.name for p in tmp_path.iterdir()) == written
+    np.testing.assert_array_equal(again.raw(2)[0], first.raw(2)[0])
+    monkeypatch.setattr(room_sampler, 'SCENE_VERSION', room_sampler.SCENE_VERSION + 1)
+    SyntheticDepthDataset(train_seeds(3), 32, 24).preload(cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 4  # another version: rendered and cached anew

@@ -4,6 +4,10 @@ Everything is drawn from one numpy Generator, so a seed fixes the scene and came
 camera stands near the world origin facing +x; objects keep >= 1 m from it (so a camera
 wobbling up to 0.5 m along a trajectory never enters one) and some are placed on the line
 of sight to earlier ones to create occlusions and sharp depth discontinuities.
+
+Every object touches the floor: raised boxes and spheres sit on a thin stand. An object
+hanging in the air with a random size has no depth cue in a single image (a big far box and
+a small near one look the same), so such frames would teach and test guessing.
 """
 from __future__ import annotations
 
@@ -23,6 +27,10 @@ from .textures import Material
 OBJECT_KINDS = {'box': 0.35, 'sphere': 0.2, 'cylinder': 0.2, 'pole': 0.25}
 #: Nearest an object surface may come to the base camera position (metres, horizontal).
 CLEARANCE_M = 1.0
+#: Radius of the stand under a raised box or sphere (metres).
+STAND_RADIUS_M = 0.04
+#: Changes whenever a seed's scene changes (caches of rendered frames are keyed by it).
+SCENE_VERSION = 2
 
 _X, _Y, _Z = np.eye(3)
 
@@ -125,7 +133,7 @@ def sample_room(rng: np.random.Generator, hfov_deg: float = 70.0,
     for _ in range(count):
         kind = kinds[int(np.searchsorted(cumulative, rng.random() * cumulative[-1]))]
         mat = random_material(rng)
-        floating = rng.random() < 0.2
+        floating = rng.random() < 0.2  # raised, on a stand
         if kind == 'box':
             half = rng.uniform(0.1, 0.6, 3)
             if floating:
@@ -137,11 +145,15 @@ def sample_room(rng: np.random.Generator, hfov_deg: float = 70.0,
                 rot = body_rotation(rng.uniform(0, math.pi), 0.0, 0.0)
             x, y = _place(rng, depth, width, extent, hfov, cam, anchors)
             boxes.append(Box((x, y, z), half, mat, rot))
+            if floating:  # up to the centre, hidden inside the box
+                cylinders.append(Cylinder((x, y, 0.0), STAND_RADIUS_M, z, mat))
         elif kind == 'sphere':
             r = rng.uniform(0.1, 0.5)
             z = rng.uniform(r + 0.2, 1.8) if floating else r
             x, y = _place(rng, depth, width, r, hfov, cam, anchors)
             spheres.append(Sphere((x, y, z), r, mat))
+            if floating:
+                cylinders.append(Cylinder((x, y, 0.0), STAND_RADIUS_M, z, mat))
         else:
             if kind == 'pole':
                 r = rng.uniform(0.01, 0.03)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_args(stage1, {'steps': 3000, 'batch_size': 16})
     stage1.add_argument('--variant', default='tiny',
                         help='model variant whose encoder is trained (tiny and tiny_ppd share it)')
+    stage1.add_argument('--init', type=Path, default=None,
+                        help='fine-tune: start from this stage-1 checkpoint (its config and head)')
     stage2 = sub.add_parser('stage2', help='train the SP-DiT (or the vanilla DiT) with flow matching')
     _add_training_args(stage2, {'steps': 4000, 'batch_size': 8})
     stage2.add_argument('--variant', default='tiny_ppd',
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help='draw t from the timesteps of this many Euler steps instead of the '
                              "spec's logit-normal (fine-tuning for a fixed-step sampler)")
     stage2.add_argument('--init', type=Path, default=None,
-                        help='fine-tune: start from this ppd_ros checkpoint (its config and encoder)')
+                        help='fine-tune: start from this ppd_ros checkpoint (its config and encoder; '
+                             'with --stage1, that checkpoint\'s encoder replaces it)')
     export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
     export.add_argument('source', type=Path)
     export.add_argument('target', type=Path)
@@ -104,10 +107,14 @@ def _init_provenance(args) -> dict:
     init = getattr(args, 'init', None)
     if init is None:
         return {}
-    from ppd_ros.model.checkpoint import read_checkpoint_metadata
-    before = read_checkpoint_metadata(init)
-    return {'init': str(init), 'init_command': before.get('command'),
-            'init_steps': before.get('steps'), 'init_wall_time_s': before.get('wall_time_s')}
+    from safetensors import safe_open
+    with safe_open(str(init), framework='pt') as handle:  # a DiT or a stage-1 checkpoint
+        before = handle.metadata() or {}
+    provenance = {'init': str(init), 'init_command': before.get('command'),
+                  'init_steps': before.get('steps'), 'init_wall_time_s': before.get('wall_time_s')}
+    if getattr(args, 'stage1', None) is not None:
+        provenance['init_encoder'] = str(args.stage1)
+    return provenance
 
 
 def run_training(args, task, command: str):
@@ -150,16 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed)  # model init
     if args.command == 'stage1':
         from .recipe_configs import recipe_config
-        from .stage1_regressor import Stage1Regressor, Stage1Task
-        task = Stage1Task(Stage1Regressor(recipe_config(args.variant)), args.gradient_weight)
+        from .stage1_regressor import Stage1Regressor, Stage1Task, load_stage1
+        model = load_stage1(args.init) if args.init is not None else Stage1Regressor(recipe_config(args.variant))
+        task = Stage1Task(model, args.gradient_weight)
     else:
         from .sp_dit_training import FlowMatchingTask, build_sp_dit, build_vanilla_dit
         if args.init is not None:
-            if args.stage1 is not None or args.no_semantics:
-                raise SystemExit('--init takes its config and encoder from the checkpoint; '
-                                 'drop --stage1 / --no-semantics')
+            if args.no_semantics:
+                raise SystemExit('--init takes its config from the checkpoint; drop --no-semantics')
             from ppd_ros.model.checkpoint import load_checkpoint
             model = load_checkpoint(args.init).float()
+            if args.stage1 is not None:  # re-prompt the DiT with an improved encoder
+                from .stage1_regressor import load_stage1, transfer_encoder
+                transfer_encoder(load_stage1(args.stage1), model)
         elif args.no_semantics:
             if args.stage1 is not None:
                 raise SystemExit('--no-semantics takes no --stage1 checkpoint')

@@ -158,7 +158,8 @@ class SyntheticDepthDataset(CachedDepthDataset):
             key = f'{seeds[0]}-{seeds[-1]}'
         else:
             key = f'{len(seeds)}_' + hashlib.sha1(np.asarray(seeds, np.int64).tobytes()).hexdigest()[:12]
-        return Path(cache_dir) / f'synthetic_{self.width}x{self.height}_seeds{key}'
+        from ppd_ros.synthetic.room_sampler import SCENE_VERSION
+        return Path(cache_dir) / f'synthetic_v{SCENE_VERSION}_{self.width}x{self.height}_seeds{key}'
 
 
 class BagDepthDataset(CachedDepthDataset):
