@@ -3,6 +3,8 @@
     ppd-train stage1 --out out/stage1 --steps 3000 --batch-size 16 --lr 5e-4
     ppd-train stage2 --stage1 out/stage1/final.safetensors --out out/sp_dit --steps 4000
     ppd-train stage2 --no-semantics --out out/vanilla --steps 4000
+    ppd-train stage1 --init out/stage1/final.safetensors --out out/stage1_ft    # fine-tune stage 1
+    ppd-train stage2 --init out/sp_dit/final.safetensors --stage1 out/stage1_ft/final.safetensors --out out/sp_dit_ft
     ppd-train export out/sp_dit/final.safetensors models/tiny_ppd.safetensors     # float16 copy
     ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200
 
