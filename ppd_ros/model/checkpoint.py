@@ -238,19 +238,24 @@ def save_checkpoint(model: PixelPerfectDepth, path: str | os.PathLike,
     return path
 
 
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The string metadata in a .safetensors header, whatever wrote it (tensors not read)."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework='pt') as handle:
+        return dict(handle.metadata() or {})
+
+
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata of a ppd_ros checkpoint (raises CheckpointError for other files)."""
-    from safetensors import safe_open
     path = require_file(path)
     if path.suffix != '.safetensors':
         raise CheckpointError(f'{path} is not a ppd_ros checkpoint (.safetensors); official .pth '
                               f'files go to dit_checkpoint / encoder_checkpoint', path=path)
-    with safe_open(str(path), framework='pt') as handle:
-        metadata = handle.metadata() or {}
+    metadata = safetensors_metadata(path)
     if metadata.get('format') != FORMAT_NAME or 'config' not in metadata:
         raise CheckpointError(f'{path} has no ppd_ros config metadata; official release files go '
                               f'to dit_checkpoint / encoder_checkpoint', path=path)
-    return dict(metadata)
+    return metadata
 
 
 def load_checkpoint(path: str | os.PathLike) -> PixelPerfectDepth:

@@ -14,10 +14,10 @@ import torch
 def export_half(source: str | os.PathLike, target: str | os.PathLike,
                 dtype: torch.dtype = torch.float16) -> Path:
     """Write ``source`` .safetensors with floating tensors cast to ``dtype`` to ``target``."""
-    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
-    with safe_open(str(source), framework='pt') as handle:
-        metadata = dict(handle.metadata() or {})
+
+    from ppd_ros.model.checkpoint import safetensors_metadata
+    metadata = safetensors_metadata(source)
     tensors = load_file(str(source))
     for key, value in tensors.items():
         if value.is_floating_point():

@@ -109,9 +109,8 @@ def _init_provenance(args) -> dict:
     init = getattr(args, 'init', None)
     if init is None:
         return {}
-    from safetensors import safe_open
-    with safe_open(str(init), framework='pt') as handle:  # a DiT or a stage-1 checkpoint
-        before = handle.metadata() or {}
+    from ppd_ros.model.checkpoint import safetensors_metadata
+    before = safetensors_metadata(init)  # a DiT or a stage-1 checkpoint
     provenance = {'init': str(init), 'init_command': before.get('command'),
                   'init_steps': before.get('steps'), 'init_wall_time_s': before.get('wall_time_s')}
     if getattr(args, 'stage1', None) is not None:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ppd_ros.model.checkpoint import safetensors_metadata
 from ppd_ros.model.configs import ModelConfig, get_config
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
 from ppd_ros.model.predictor import Prediction, resolve_device
@@ -137,19 +138,15 @@ def save_stage1(model: Stage1Regressor, path: str | os.PathLike,
 
 
 def is_stage1_checkpoint(path: str | os.PathLike) -> bool:
-    from safetensors import safe_open
     if Path(path).suffix != '.safetensors' or not Path(path).is_file():
         return False
-    with safe_open(str(path), framework='pt') as handle:
-        return (handle.metadata() or {}).get('format') == STAGE1_FORMAT
+    return safetensors_metadata(path).get('format') == STAGE1_FORMAT
 
 
 def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
     """Stage1Regressor (CPU, fp32) from save_stage1's file (strict)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
-    with safe_open(str(path), framework='pt') as handle:
-        metadata = handle.metadata() or {}
+    metadata = safetensors_metadata(path)
     if metadata.get('format') != STAGE1_FORMAT:
         raise ValueError(f'{path} is not a stage-1 regressor checkpoint')
     model = Stage1Regressor(ModelConfig.from_json(metadata['config']), json.loads(metadata['head']))
