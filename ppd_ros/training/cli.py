@@ -6,7 +6,8 @@
     ppd-train stage1 --init out/stage1/final.safetensors --out out/stage1_ft    # fine-tune stage 1
     ppd-train stage2 --init out/sp_dit/final.safetensors --stage1 out/stage1_ft/final.safetensors --out out/sp_dit_ft
     ppd-train export out/sp_dit/final.safetensors models/tiny_ppd.safetensors     # float16 copy
-    ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200
+    ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200 --json out/eval.json
+    ppd-train compare out/eval.json tiny_ppd tiny_vanilla    # paired per-frame differences
 
 ``--data`` is ``synthetic`` (procedural scenes, training seeds only) or a rosbag2 path with
 ``--image-topic`` / ``--depth-topic``. ``--resume`` continues from out/training_state.pt.
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument('--device', default='cpu')
     evaluate.add_argument('--threads', type=int, default=None)
     evaluate.add_argument('--json', type=Path, default=None)
+    compare = sub.add_parser('compare', help='paired differences of two models in an evaluate --json report')
+    compare.add_argument('report', type=Path)
+    compare.add_argument('model_a')
+    compare.add_argument('model_b')
+    compare.add_argument('--boot', type=int, default=5000, help='bootstrap resamples')
     return parser
 
 
@@ -153,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'evaluate':
         from .evaluate_models import evaluate_checkpoints
         evaluate_checkpoints(args.checkpoints, args.names, args.frames, args.steps, args.device, args.json)
+        return 0
+    if args.command == 'compare':
+        import json
+        from .paired_comparison import compare_models, format_differences
+        report = json.loads(args.report.read_text())
+        try:
+            differences = compare_models(report, args.model_a, args.model_b, n_boot=args.boot)
+        except KeyError as error:
+            raise SystemExit(f'ppd-train compare: {error.args[0]}') from None
+        print(format_differences(args.model_a, args.model_b, differences))
         return 0
     from .rng_state import seed_everything
     seed_everything(args.seed)  # model init
