@@ -60,3 +60,5 @@ def test_compare_cli_prints_a_table_per_metric(tmp_path, capsys):
     assert [d.share_lower for d in compare_models(report, 'sp', 'stage1')] == [1.0] * 4
     with pytest.raises(SystemExit, match="'vanilla' is not in the report"):
         main(['compare', str(path), 'sp', 'vanilla'])
+    with pytest.raises(SystemExit, match='no report at'):
+        main(['compare', str(tmp_path / 'missing.json'), 'sp', 'stage1'])

@@ -163,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'compare':
         import json
         from .paired_comparison import compare_models, format_differences
+        if not args.report.is_file():
+            raise SystemExit(f'ppd-train compare: no report at {args.report} (write one with evaluate --json)')
         report = json.loads(args.report.read_text())
         try:
             differences = compare_models(report, args.model_a, args.model_b, n_boot=args.boot)
