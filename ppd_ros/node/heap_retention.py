@@ -3,9 +3,10 @@
 A 1280x720 xyz+rgb cloud is 29.5 MB, and publishing it makes rclpy and the middleware
 allocate copies of that size every frame. By default glibc serves blocks that large with
 mmap and unmaps them on free, so each frame can touch ~7,200 fresh 4 KiB pages again: on a
-2-core machine that cost 2-4 ms per frame when idle and ~16 ms when busy. The usual real-time remedy (ROS 2's rttest, for one) is to keep the
-heap: one malloc arena, no mmap'd blocks, no trimming of freed memory. The process then stays
-at its steady-state peak size, and later frames reuse the same pages.
+2-core machine that cost 2-4 ms per frame when idle and ~16 ms when busy. The usual real-time
+remedy (ROS 2's rttest, for one) is to keep the heap: one malloc arena, no mmap'd blocks, no
+trimming of freed memory. The process then stays at its steady-state peak size, and later
+frames reuse the same pages.
 """
 from __future__ import annotations
 
