@@ -91,6 +91,20 @@ def test_schedule_timesteps_option_is_recorded_and_validated(runs):
         main(['stage2', '--schedule-steps', '0', '--out', str(runs / 'y'), *COMMON])
 
 
+def test_schedule_fraction_is_recorded_and_validated(runs):
+    threads = torch.get_num_threads()
+    assert main(['stage2', '--init', str(runs / 'tiny_ppd.safetensors'), '--schedule-steps', '4',
+                 '--schedule-fraction', '0.5', '--out', str(runs / 'mixed'), *COMMON]) == 0
+    torch.set_num_threads(threads)
+    metadata = read_checkpoint_metadata(runs / 'mixed' / 'final.safetensors')
+    assert metadata['timesteps'] == '0.5 schedule of 4 steps, rest logit-normal'
+    with pytest.raises(SystemExit, match='needs --schedule-steps'):
+        main(['stage2', '--schedule-fraction', '0.5', '--out', str(runs / 'y'), *COMMON])
+    with pytest.raises(SystemExit, match='schedule-fraction'):
+        main(['stage2', '--schedule-steps', '4', '--schedule-fraction', '2', '--out', str(runs / 'y'),
+              *COMMON])
+
+
 def test_stage1_fine_tuning_starts_from_the_given_stage1_checkpoint(runs):
     threads = torch.get_num_threads()
     start = runs / 's1' / 'final.safetensors'

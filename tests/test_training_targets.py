@@ -5,6 +5,7 @@ import torch
 
 from ppd_ros.training.depth_normalisation import INVALID_FILL, log_depth_quantiles, normalise_depth
 from ppd_ros.training.timestep_sampling import (sample_logit_normal_timesteps,
+                                                sample_mixed_timesteps,
                                                 sample_schedule_timesteps)
 
 
@@ -102,3 +103,20 @@ def test_schedule_timesteps_are_the_samplers_own_drawn_evenly(steps, expected):
         assert schedule == sorted(expected)
     share = counts.double() / len(t)
     assert float((share - 1 / len(schedule)).abs().max()) < 0.02
+
+
+def test_mixed_timesteps_draw_the_given_share_from_the_schedule():
+    n = 40_000
+    t = sample_mixed_timesteps(n, torch.Generator().manual_seed(0), 4, 0.5)
+    on_schedule = torch.isin(t, torch.tensor([1000, 750, 500, 249]))
+    # The logit-normal half lands on those four values with probability ~0.2 %.
+    assert abs(float(on_schedule.double().mean()) - 0.5) < 0.02
+    rest = t[~on_schedule].double()
+    assert t.min() >= 0 and t.max() <= 1000
+    assert abs(float(rest.mean()) - 500) < 10 and 150 < float(rest.std()) < 250  # logit-normal spread
+    only_schedule = sample_mixed_timesteps(1000, torch.Generator().manual_seed(1), 4, 1.0)
+    assert set(only_schedule.tolist()) == {1000, 750, 500, 249}
+    none_from_schedule = sample_mixed_timesteps(n, torch.Generator().manual_seed(2), 4, 0.0)
+    assert float(torch.isin(none_from_schedule, torch.tensor([1000, 750, 500, 249])).double().mean()) < 0.01
+    with pytest.raises(ValueError, match='schedule_fraction'):
+        sample_mixed_timesteps(4, None, 4, 1.5)

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage2.add_argument('--schedule-steps', type=int, default=None,
                         help='draw t from the timesteps of this many Euler steps instead of the '
                              "spec's logit-normal (fine-tuning for a fixed-step sampler)")
+    stage2.add_argument('--schedule-fraction', type=float, default=1.0,
+                        help='with --schedule-steps: share of t drawn from that schedule; the rest '
+                             'is logit-normal, which keeps other step counts usable (default 1)')
     stage2.add_argument('--init', type=Path, default=None,
                         help='fine-tune: start from this ppd_ros checkpoint (its config and encoder; '
                              'with --stage1, that checkpoint\'s encoder replaces it)')
@@ -124,6 +127,16 @@ def _init_provenance(args) -> dict:
     return provenance
 
 
+def _timesteps_description(args) -> str:
+    steps = getattr(args, 'schedule_steps', None)
+    if not steps:
+        return 'logit-normal'
+    fraction = getattr(args, 'schedule_fraction', 1.0)
+    if fraction >= 1.0:
+        return f'schedule of {steps} steps'
+    return f'{fraction:g} schedule of {steps} steps, rest logit-normal'
+
+
 def run_training(args, task, command: str):
     from .checkpoint_export import export_half
     from .trainer import Trainer, TrainerConfig
@@ -135,8 +148,7 @@ def run_training(args, task, command: str):
         extra_metadata={'data': args.data,
                         'train_frames': args.train_frames if args.data == 'synthetic' else None,
                         'gradient_weight': args.gradient_weight,
-                        'timesteps': (f'schedule of {args.schedule_steps} steps'
-                                      if getattr(args, 'schedule_steps', None) else 'logit-normal'),
+                        'timesteps': _timesteps_description(args),
                         **_init_provenance(args)})
     result = Trainer(task, make_dataset(args, task.model.config), config).run(resume=args.resume, command=command,
                                                            stop_at=args.stop_at)
@@ -199,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             model = build_sp_dit(args.variant, args.stage1)
         if args.schedule_steps is not None and args.schedule_steps < 1:
             raise SystemExit('--schedule-steps must be >= 1')
-        task = FlowMatchingTask(model, args.gradient_weight, args.schedule_steps)
+        if not 0.0 <= args.schedule_fraction <= 1.0:
+            raise SystemExit('--schedule-fraction must be in [0, 1]')
+        if args.schedule_fraction < 1.0 and args.schedule_steps is None:
+            raise SystemExit('--schedule-fraction needs --schedule-steps')
+        task = FlowMatchingTask(model, args.gradient_weight, args.schedule_steps, args.schedule_fraction)
     run_training(args, task, command)
     return 0
 
