@@ -82,7 +82,8 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True),
     # --- run time ---
     ParameterSpec('lazy', True, 'Run no inference while nothing subscribes to any output.'),
-    ParameterSpec('steps', MODEL_DEFAULTS['steps'], 'Diffusion sampling steps per frame (more: slower, finer).',
+    ParameterSpec('steps', MODEL_DEFAULTS['steps'], 'Euler sampling steps per frame; more is slower (the paper '
+                  'evaluates with 4).',
                   int_range=(1, 64)),
     ParameterSpec('seed', MODEL_DEFAULTS['seed'], 'Seed of the initial noise, the same every frame (steadier '
                   'output); -1 draws fresh noise per frame.', int_range=(-1, 2**31 - 1)),
