@@ -23,8 +23,7 @@ from .depth_normalisation import normalise_depth
 from .losses import FINETUNE_GRADIENT_WEIGHT, flow_matching_loss
 from .recipe_configs import recipe_config
 from .stage1_regressor import load_stage1, transfer_encoder
-from .timestep_sampling import (sample_logit_normal_timesteps, sample_mixed_timesteps,
-                                sample_schedule_timesteps)
+from .timestep_sampling import sample_logit_normal_timesteps, sample_mixed_timesteps
 
 
 def build_sp_dit(variant: str = 'tiny_ppd', stage1_checkpoint: str | Path | None = None) -> PixelPerfectDepth:
@@ -53,8 +52,6 @@ class FlowMatchingTask:
         logit-normal (sample_schedule_timesteps; for fine-tuning a fixed-step sampler).
         `schedule_fraction` < 1 draws only that share of t from the schedule and the rest
         logit-normal (sample_mixed_timesteps), keeping other step counts usable."""
-        if not 0.0 <= schedule_fraction <= 1.0:
-            raise ValueError(f'schedule_fraction must be in [0, 1], got {schedule_fraction}')
         self.model = model
         self.gradient_weight = gradient_weight
         self.schedule_steps = schedule_steps
@@ -74,12 +71,10 @@ class FlowMatchingTask:
         device = batch.rgb.device
         x0 = normalise_depth(batch.depth, batch.valid)
         if self.schedule_steps is None:
-            t = sample_logit_normal_timesteps(x0.shape[0], generator)
-        elif self.schedule_fraction >= 1.0:
-            t = sample_schedule_timesteps(x0.shape[0], generator, self.schedule_steps)
+            t = sample_logit_normal_timesteps(x0.shape[0], generator).to(device)
         else:
-            t = sample_mixed_timesteps(x0.shape[0], generator, self.schedule_steps, self.schedule_fraction)
-        t = t.to(device)
+            t = sample_mixed_timesteps(x0.shape[0], generator, self.schedule_steps,
+                                       self.schedule_fraction).to(device)
         noise = torch.randn(x0.shape, generator=generator, dtype=torch.float32).to(device)
         x_t = noisy_sample(x0, noise, t, self.model.config.num_train_timesteps)
         with torch.no_grad():

@@ -36,9 +36,11 @@ def sample_mixed_timesteps(batch_size: int, generator: torch.Generator | None = 
                            steps: int = 4, schedule_fraction: float = 0.5,
                            num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> torch.Tensor:
     """(batch_size,) int64 timesteps: each from timesteps(steps) with probability
-    ``schedule_fraction``, otherwise logit-normal."""
+    ``schedule_fraction``, otherwise logit-normal. Fraction 1 is sample_schedule_timesteps."""
     if not 0.0 <= schedule_fraction <= 1.0:
         raise ValueError(f'schedule_fraction must be in [0, 1], got {schedule_fraction}')
+    if schedule_fraction == 1.0:  # the same draws as sample_schedule_timesteps
+        return sample_schedule_timesteps(batch_size, generator, steps, num_train_timesteps)
     from_schedule = sample_schedule_timesteps(batch_size, generator, steps, num_train_timesteps)
     logit_normal = sample_logit_normal_timesteps(batch_size, generator, num_train_timesteps)
     pick_schedule = torch.rand(batch_size, generator=generator) < schedule_fraction
