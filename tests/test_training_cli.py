@@ -135,3 +135,64 @@ def test_fine_tuning_with_stage1_swaps_in_that_encoder(runs):
         assert torch.equal(value, expected), key
     assert read_checkpoint_metadata(runs / 'reprompt' / 'final.safetensors')['init_encoder'] == \
         str(new_stage1 / 'final.safetensors')
+
+
+def test_stage1_encoder_grows_by_identity_blocks_and_reprompts_the_dit(runs):
+    threads = torch.get_num_threads()
+    start = runs / 's1' / 'final.safetensors'
+    grown_path = runs / 's1_grown' / 'final.safetensors'
+    assert main(['stage1', '--init', str(start), '--encoder-depth', '6', '--out', str(runs / 's1_grown'),
+                 '--lr', '0', *COMMON]) == 0
+    assert main(['stage2', '--init', str(runs / 'sp' / 'final.safetensors'), '--stage1', str(grown_path),
+                 '--out', str(runs / 'sp_grown'), '--lr', '0', *COMMON]) == 0
+    assert main(['stage2', '--stage1', str(grown_path), '--out', str(runs / 'sp_new'), *COMMON]) == 0
+    torch.set_num_threads(threads)
+    from_scratch = load_predictor(checkpoint=runs / 'sp_new' / 'final.safetensors', device='cpu').model
+    assert from_scratch.config.encoder.depth == 6
+    before, grown = load_stage1(start).eval(), load_stage1(grown_path).eval()
+    assert before.config.encoder.depth == 4 and grown.config.encoder.depth == 6
+    image = torch.rand(2, 3, 96, 128)
+    assert torch.equal(before(image), grown(image))  # the new blocks start as identities
+    sp = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu').model
+    reprompted = load_predictor(checkpoint=runs / 'sp_grown' / 'final.safetensors', device='cpu').model
+    assert reprompted.config.encoder == grown.config.encoder
+    for key, value in reprompted.dit.state_dict().items():  # the DiT is kept as it was
+        assert torch.equal(value, sp.dit.state_dict()[key]), key
+    for key, value in reprompted.encoder.state_dict().items():
+        assert torch.equal(value, grown.encoder.state_dict()[key]), key
+    with pytest.raises(SystemExit, match='shrink'):
+        main(['stage1', '--init', str(grown_path), '--encoder-depth', '4', '--out', str(runs / 'z'), *COMMON])
+    with pytest.raises(SystemExit, match='encoder-depth'):
+        main(['stage1', '--encoder-depth', '0', '--out', str(runs / 'z'), *COMMON])
+
+
+def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from ppd_ros.model.checkpoint import safetensors_metadata
+    from ppd_ros.training.checkpoint_export import export_half
+    stage1 = runs / 's1' / 'final.safetensors'
+    full = export_half(stage1, tmp_path / 'full_stage1.safetensors')
+    sp_dit = tmp_path / 'tiny_ppd.safetensors'
+    sp_dit.write_bytes((runs / 'tiny_ppd.safetensors').read_bytes())  # prompted by s1's encoder
+    head = tmp_path / 'stage1_head.safetensors'
+    assert main(['export', str(stage1), str(head), '--share-encoder-with', str(sp_dit)]) == 0
+    assert head.stat().st_size < 0.5 * full.stat().st_size
+    assert safetensors_metadata(head)['encoder_file'] == 'tiny_ppd.safetensors'
+    expected = load_stage1(full).state_dict()
+    loaded = load_stage1(head).state_dict()
+    assert loaded.keys() == expected.keys()
+    for key, value in loaded.items():
+        assert torch.equal(value, expected[key]), key
+    tensors = load_file(str(sp_dit))  # the same SP-DiT with one encoder weight changed
+    tensors['encoder.norm.weight'] = tensors['encoder.norm.weight'] + 1
+    other = tmp_path / 'other.safetensors'
+    save_file(tensors, str(other), metadata=safetensors_metadata(sp_dit))
+    with pytest.raises(SystemExit, match='does not hold the encoder'):
+        main(['export', str(stage1), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(other)])
+    sp_dit.write_bytes(other.read_bytes())
+    with pytest.raises(ValueError, match='no longer holds the encoder'):
+        load_stage1(head)
+    sp_dit.unlink()
+    with pytest.raises(FileNotFoundError, match='which is missing'):
+        load_stage1(head)

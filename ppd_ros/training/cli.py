@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='model variant whose encoder is trained (tiny and tiny_ppd share it)')
     stage1.add_argument('--init', type=Path, default=None,
                         help='fine-tune: start from this stage-1 checkpoint (its config and head)')
+    stage1.add_argument('--encoder-depth', type=int, default=None,
+                        help='encoder blocks; with --init, new blocks are appended as identities '
+                             '(LayerScale 0) to grow a trained encoder')
     stage2 = sub.add_parser('stage2', help='train the SP-DiT (or the vanilla DiT) with flow matching')
     _add_training_args(stage2, {'steps': 4000, 'batch_size': 8})
     stage2.add_argument('--variant', default='tiny_ppd',
@@ -85,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
     export.add_argument('source', type=Path)
     export.add_argument('target', type=Path)
+    export.add_argument('--share-encoder-with', type=Path, default=None, metavar='FILE',
+                        help='stage-1 source: store only its head; the encoder is read from FILE '
+                             '(e.g. the SP-DiT it prompts), which must hold it exactly')
     evaluate = sub.add_parser('evaluate', help='evaluate checkpoints on held-out synthetic frames')
     evaluate.add_argument('checkpoints', nargs='+', type=Path)
     evaluate.add_argument('--names', nargs='+', default=None)
@@ -165,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     command = 'ppd-train ' + shlex.join(argv)
     if args.command == 'export':
+        if args.share_encoder_with is not None:
+            from .stage1_regressor import save_stage1_head
+            try:
+                target = save_stage1_head(args.source, args.target, args.share_encoder_with)
+            except ValueError as error:
+                raise SystemExit(f'ppd-train export: {error}') from None
+            print(f'float16 head, encoder from {args.share_encoder_with} -> {target}')
+            return 0
         from .checkpoint_export import export_half
         print(f'float16 copy -> {export_half(args.source, args.target)}')
         return 0
@@ -188,8 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(args.seed)  # model init
     if args.command == 'stage1':
         from .recipe_configs import recipe_config
-        from .stage1_regressor import Stage1Regressor, Stage1Task, load_stage1
-        model = load_stage1(args.init) if args.init is not None else Stage1Regressor(recipe_config(args.variant))
+        from .stage1_regressor import Stage1Regressor, Stage1Task, grow_encoder, load_stage1
+        if args.encoder_depth is not None and args.encoder_depth < 1:
+            raise SystemExit('--encoder-depth must be >= 1')
+        if args.init is not None:
+            model = load_stage1(args.init)
+            if args.encoder_depth is not None:
+                try:
+                    model = grow_encoder(model, args.encoder_depth)
+                except ValueError as error:
+                    raise SystemExit(f'ppd-train stage1: {error}') from None
+        else:
+            config = recipe_config(args.variant)
+            if args.encoder_depth is not None:
+                from ppd_ros.model.configs import get_config
+                config = get_config(config, encoder={'depth': args.encoder_depth})
+            model = Stage1Regressor(config)
         task = Stage1Task(model, args.gradient_weight)
     else:
         from .sp_dit_training import FlowMatchingTask, build_sp_dit, build_vanilla_dit
@@ -199,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
             from ppd_ros.model.checkpoint import load_checkpoint
             model = load_checkpoint(args.init).float()
             if args.stage1 is not None:  # re-prompt the DiT with an improved encoder
-                from .stage1_regressor import load_stage1, transfer_encoder
-                transfer_encoder(load_stage1(args.stage1), model)
+                from .stage1_regressor import load_stage1, reprompt
+                try:
+                    model = reprompt(model, load_stage1(args.stage1))
+                except ValueError as error:
+                    raise SystemExit(f'ppd-train stage2: {error}') from None
         elif args.no_semantics:
             if args.stage1 is not None:
                 raise SystemExit('--no-semantics takes no --stage1 checkpoint')

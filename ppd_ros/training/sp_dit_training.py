@@ -7,6 +7,7 @@ frozen stage-1 encoder (eval mode, no gradients); the vanilla ablation has no en
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,16 @@ from .timestep_sampling import sample_logit_normal_timesteps, sample_mixed_times
 
 
 def build_sp_dit(variant: str = 'tiny_ppd', stage1_checkpoint: str | Path | None = None) -> PixelPerfectDepth:
-    """SP-DiT of ``variant`` (recipe_config) with the stage-1 encoder (random when no checkpoint)."""
-    model = build_model(recipe_config(variant))
-    if stage1_checkpoint is not None:
-        transfer_encoder(load_stage1(stage1_checkpoint), model)
-    return model
+    """SP-DiT of ``variant`` (recipe_config) with the stage-1 encoder (random when no checkpoint).
+
+    The encoder's config is the stage-1 checkpoint's, so a grown (deeper) encoder fits too.
+    """
+    config = recipe_config(variant)
+    if stage1_checkpoint is None:
+        return build_model(config)
+    stage1 = load_stage1(stage1_checkpoint)
+    model = build_model(get_config(config, encoder=dataclasses.asdict(stage1.config.encoder)))
+    return transfer_encoder(stage1, model)
 
 
 def build_vanilla_dit(variant: str = 'tiny_ppd') -> PixelPerfectDepth:

@@ -20,6 +20,8 @@ then uses it as its frozen semantics encoder (the same encoder_input path in bot
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -143,15 +145,62 @@ def is_stage1_checkpoint(path: str | os.PathLike) -> bool:
     return safetensors_metadata(path).get('format') == STAGE1_FORMAT
 
 
+def encoder_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over the encoder.* tensors (names, dtypes, shapes, bytes), in key order."""
+    digest = hashlib.sha256()
+    for key in sorted(k for k in tensors if k.startswith('encoder.')):
+        value = tensors[key].detach().cpu().contiguous()
+        digest.update(f'{key}:{value.dtype}:{tuple(value.shape)};'.encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
+                     encoder_file: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``source``'s head.* as ``dtype``, taking its encoder from ``encoder_file``.
+
+    ``encoder_file`` (any .safetensors with the same encoder.* tensors, e.g. the shipped SP-DiT)
+    must hold exactly ``source``'s encoder cast to ``dtype``; the target records its name,
+    relative to the target's folder, and the encoder digest, which ``load_stage1`` checks.
+    """
+    from safetensors.torch import load_file, save_file
+    source, target, encoder_file = Path(source), Path(target), Path(encoder_file)
+    metadata = safetensors_metadata(source)
+    if metadata.get('format') != STAGE1_FORMAT:
+        raise ValueError(f'{source} is not a stage-1 regressor checkpoint')
+    tensors = {k: v.to(dtype).contiguous() for k, v in load_file(str(source)).items()}
+    shared = load_file(str(encoder_file))
+    ours = {k: v for k, v in tensors.items() if k.startswith('encoder.')}
+    if ({k for k in shared if k.startswith('encoder.')} != ours.keys()
+            or any(not torch.equal(shared[k], v) for k, v in ours.items())):
+        raise ValueError(f'{encoder_file} does not hold the encoder of {source} in {dtype}')
+    metadata.update(storage_dtype=str(dtype).replace('torch.', ''),
+                    encoder_file=os.path.relpath(encoder_file.resolve(), target.parent.resolve()),
+                    encoder_digest=encoder_digest(ours))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v for k, v in tensors.items() if not k.startswith('encoder.')}, str(target),
+              metadata=metadata)
+    return target
+
+
 def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
-    """Stage1Regressor (CPU, fp32) from save_stage1's file (strict)."""
+    """Stage1Regressor (CPU, fp32) from save_stage1's or save_stage1_head's file (strict)."""
     from safetensors.torch import load_file
+    path = Path(path)
     metadata = safetensors_metadata(path)
     if metadata.get('format') != STAGE1_FORMAT:
         raise ValueError(f'{path} is not a stage-1 regressor checkpoint')
     model = Stage1Regressor(ModelConfig.from_json(metadata['config']), json.loads(metadata['head']))
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    model.load_state_dict(state, strict=True)
+    tensors = load_file(str(path))
+    if 'encoder_file' in metadata:
+        encoder_file = path.parent / metadata['encoder_file']
+        if not encoder_file.is_file():
+            raise FileNotFoundError(f'{path} takes its encoder from {encoder_file}, which is missing')
+        encoder = {k: v for k, v in load_file(str(encoder_file)).items() if k.startswith('encoder.')}
+        if encoder_digest(encoder) != metadata['encoder_digest']:
+            raise ValueError(f'{encoder_file} no longer holds the encoder {path} was trained with')
+        tensors.update(encoder)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model
 
 
@@ -163,6 +212,47 @@ def transfer_encoder(stage1: Stage1Regressor, target: PixelPerfectDepth) -> Pixe
         raise ValueError(f'encoder configs differ: {stage1.config.encoder} vs {target.config.encoder}')
     target.encoder.load_state_dict(stage1.encoder.state_dict(), strict=True)
     return target
+
+
+def reprompt(model: PixelPerfectDepth, stage1: Stage1Regressor) -> PixelPerfectDepth:
+    """``model``'s DiT with ``stage1``'s encoder, which may be deeper (same token width).
+
+    The DiT weights are kept as they are; only the config's encoder entry changes.
+    """
+    if model.encoder is None:
+        raise ValueError('the target model has no encoder (vanilla DiT)')
+    if stage1.config.encoder == model.config.encoder:
+        return transfer_encoder(stage1, model)
+    if stage1.config.encoder.semantic_dim != model.config.encoder.semantic_dim:
+        raise ValueError(f'the DiT fuses {model.config.encoder.semantic_dim}-channel semantics; '
+                         f'the stage-1 encoder gives {stage1.config.encoder.semantic_dim}')
+    config = dataclasses.replace(model.config, encoder=stage1.config.encoder)
+    target = PixelPerfectDepth(config)
+    target.dit.load_state_dict(model.dit.state_dict(), strict=True)
+    return transfer_encoder(stage1, target)
+
+
+def grow_encoder(model: Stage1Regressor, depth: int) -> Stage1Regressor:
+    """A copy of ``model`` whose encoder has ``depth`` blocks: the trained ones, then new ones.
+
+    The new blocks' LayerScale gammas start at zero, so each is the identity and the grown
+    model predicts exactly what ``model`` did; training then opens them up.
+    """
+    old_depth = model.config.encoder.depth
+    if depth < old_depth:
+        raise ValueError(f'cannot shrink the encoder from {old_depth} to {depth} blocks')
+    encoder = dataclasses.replace(model.config.encoder, depth=depth)
+    grown = Stage1Regressor(dataclasses.replace(model.config, encoder=encoder), model.head_config)
+    new_prefixes = tuple(f'encoder.blocks.{i}.' for i in range(old_depth, depth))
+    new_keys = {k for k in grown.state_dict() if k.startswith(new_prefixes)}
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or set(missing) != new_keys:  # only the new blocks may be left unloaded
+        raise RuntimeError(f'key mismatch: missing {missing}, unexpected {unexpected}')
+    with torch.no_grad():
+        for block in grown.encoder.blocks[old_depth:]:
+            block.ls1.gamma.zero_()
+            block.ls2.gamma.zero_()
+    return grown
 
 
 # ----------------------------------------------------------------------------- inference
