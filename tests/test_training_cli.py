@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ppd_ros.model import load_predictor
-from ppd_ros.model.checkpoint import read_checkpoint_metadata
+from ppd_ros.model.checkpoint import CheckpointError, CheckpointNotFoundError, read_checkpoint_metadata
 from ppd_ros.training.cli import main
 from ppd_ros.training.stage1_regressor import load_stage1
 from ppd_ros.training.trainer import read_loss_log
@@ -191,8 +191,12 @@ def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path
     with pytest.raises(SystemExit, match='does not hold the encoder'):
         main(['export', str(stage1), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(other)])
     sp_dit.write_bytes(other.read_bytes())
-    with pytest.raises(ValueError, match='no longer holds the encoder'):
+    with pytest.raises(CheckpointError, match='no longer holds the encoder'):
         load_stage1(head)
     sp_dit.unlink()
-    with pytest.raises(FileNotFoundError, match='which is missing'):
+    with pytest.raises(CheckpointNotFoundError, match='which is missing'):
         load_stage1(head)
+    with pytest.raises(SystemExit, match='which is missing'):  # before any model is evaluated
+        main(['evaluate', str(full), str(head), '--frames', '1'])
+    with pytest.raises(SystemExit, match='checkpoint not found'):
+        main(['evaluate', str(tmp_path / 'none.safetensors'), '--frames', '1'])

@@ -183,8 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f'float16 copy -> {export_half(args.source, args.target)}')
         return 0
     if args.command == 'evaluate':
+        from ppd_ros.model.checkpoint import CheckpointError
+
         from .evaluate_models import evaluate_checkpoints
-        evaluate_checkpoints(args.checkpoints, args.names, args.frames, args.steps, args.device, args.json)
+        try:
+            evaluate_checkpoints(args.checkpoints, args.names, args.frames, args.steps, args.device,
+                                 args.json)
+        except CheckpointError as error:
+            raise SystemExit(f'ppd-train evaluate: {error}') from None
         return 0
     if args.command == 'compare':
         import json

@@ -21,10 +21,11 @@ from ppd_ros.evaluation.alignment_eval import align_ransac_log
 from ppd_ros.evaluation.edge_chamfer import edge_chamfer_distance
 from ppd_ros.evaluation.flying_pixels import flying_pixel_ratio
 from ppd_ros.evaluation.metrics import depth_metrics
+from ppd_ros.model.checkpoint import require_file
 
 from .datasets import DEFAULT_TRAIN_HEIGHT, DEFAULT_TRAIN_WIDTH
 from .seed_splits import eval_seeds, is_eval_seed
-from .stage1_regressor import Stage1Predictor, is_stage1_checkpoint, load_stage1
+from .stage1_regressor import Stage1Predictor, is_stage1_checkpoint, load_stage1, require_stage1_files
 
 SUMMARY_COLUMNS = (('abs_rel', 'AbsRel'), ('d1', 'δ1'), ('edge_chamfer_m', 'edge Chamfer (m)'),
                    ('flying_pixel_ratio', 'flying-pixel ratio'))
@@ -95,6 +96,11 @@ def evaluate_checkpoints(paths: Sequence[str | os.PathLike], names: Sequence[str
     names = list(names) if names else [Path(p).stem for p in paths]
     if len(names) != len(paths):
         raise ValueError('give one name per checkpoint')
+    for path in paths:  # a missing file fails now, not after the models before it
+        if is_stage1_checkpoint(path):
+            require_stage1_files(path)
+        else:
+            require_file(path)
     frames = held_out_frames(n_frames)
     report = {'n_frames': n_frames, 'steps': steps, 'seeds': [frames[0][0], frames[-1][0]], 'models': {}}
     for name, path in zip(names, paths):

@@ -17,6 +17,8 @@ the per-image normalisation costs the baseline nothing there.
 
 After training, ``transfer_encoder`` copies encoder.* into a PixelPerfectDepth, whose SP-DiT
 then uses it as its frozen semantics encoder (the same encoder_input path in both models).
+``grow_encoder`` deepens a trained encoder, ``reprompt`` hands it to a trained DiT, and
+``save_stage1_head`` writes a file that reads its encoder from the SP-DiT's file.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppd_ros.model.checkpoint import safetensors_metadata
+from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, require_file,
+                                       safetensors_metadata)
 from ppd_ros.model.configs import ModelConfig, get_config
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
 from ppd_ros.model.predictor import Prediction, resolve_device
@@ -183,6 +186,19 @@ def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
     return target
 
 
+def require_stage1_files(path: str | os.PathLike) -> Path | None:
+    """The encoder file a stage-1 head reads (None if it holds its encoder); raises if missing."""
+    path = require_file(path)
+    name = safetensors_metadata(path).get('encoder_file')
+    if name is None:
+        return None
+    encoder_file = path.parent / name
+    if not encoder_file.is_file():
+        raise CheckpointNotFoundError(f'{path} takes its encoder from {encoder_file}, which is '
+                                      f'missing; keep the two files in one folder', path=encoder_file)
+    return encoder_file
+
+
 def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
     """Stage1Regressor (CPU, fp32) from save_stage1's or save_stage1_head's file (strict)."""
     from safetensors.torch import load_file
@@ -192,13 +208,12 @@ def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
         raise ValueError(f'{path} is not a stage-1 regressor checkpoint')
     model = Stage1Regressor(ModelConfig.from_json(metadata['config']), json.loads(metadata['head']))
     tensors = load_file(str(path))
-    if 'encoder_file' in metadata:
-        encoder_file = path.parent / metadata['encoder_file']
-        if not encoder_file.is_file():
-            raise FileNotFoundError(f'{path} takes its encoder from {encoder_file}, which is missing')
+    encoder_file = require_stage1_files(path)
+    if encoder_file is not None:
         encoder = {k: v for k, v in load_file(str(encoder_file)).items() if k.startswith('encoder.')}
         if encoder_digest(encoder) != metadata['encoder_digest']:
-            raise ValueError(f'{encoder_file} no longer holds the encoder {path} was trained with')
+            raise CheckpointError(f'{encoder_file} no longer holds the encoder {path} was trained '
+                                  f'with; export the two files together', path=encoder_file)
         tensors.update(encoder)
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model
