@@ -36,7 +36,7 @@ def build_sp_dit(variant: str = 'tiny_ppd', stage1_checkpoint: str | Path | None
     if stage1_checkpoint is None:
         return build_model(config)
     stage1 = load_stage1(stage1_checkpoint)
-    model = build_model(get_config(config, encoder=dataclasses.asdict(stage1.config.encoder)))
+    model = build_model(dataclasses.replace(config, encoder=stage1.config.encoder))
     return transfer_encoder(stage1, model)
 
 
