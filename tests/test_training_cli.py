@@ -170,9 +170,9 @@ def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path
     from safetensors.torch import load_file, save_file
 
     from ppd_ros.model.checkpoint import safetensors_metadata
-    from ppd_ros.training.checkpoint_export import export_half
+    from ppd_ros.training.checkpoint_export import export_weights
     stage1 = runs / 's1' / 'final.safetensors'
-    full = export_half(stage1, tmp_path / 'full_stage1.safetensors')
+    full = export_weights(stage1, tmp_path / 'full_stage1.safetensors')
     sp_dit = tmp_path / 'tiny_ppd.safetensors'
     sp_dit.write_bytes((runs / 'tiny_ppd.safetensors').read_bytes())  # prompted by s1's encoder
     head = tmp_path / 'stage1_head.safetensors'
@@ -200,3 +200,27 @@ def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path
         main(['evaluate', str(full), str(head), '--frames', '1'])
     with pytest.raises(SystemExit, match='checkpoint not found'):
         main(['evaluate', str(tmp_path / 'none.safetensors'), '--frames', '1'])
+
+
+def test_int8_encoder_chain_stage1_to_sp_dit_to_shared_head(runs, tmp_path):
+    """Stage 2 trained on the int8-stored encoder ships it unchanged and shares it with stage 1."""
+    from ppd_ros.model.checkpoint import safetensors_metadata
+    threads = torch.get_num_threads()
+    stage1_int8 = tmp_path / 'stage1_int8.safetensors'
+    assert main(['export', str(runs / 's1' / 'final.safetensors'), str(stage1_int8), '--int8', 'encoder.']) == 0
+    assert main(['stage2', '--stage1', str(stage1_int8), '--out', str(tmp_path / 'sp'), *COMMON]) == 0
+    torch.set_num_threads(threads)
+    sp_dit = tmp_path / 'tiny_ppd.safetensors'
+    assert main(['export', str(tmp_path / 'sp' / 'final.safetensors'), str(sp_dit), '--int8', 'encoder.']) == 0
+    assert json.loads(safetensors_metadata(sp_dit)['int8_prefixes']) == ['encoder.']
+    head = tmp_path / 'stage1_head.safetensors'
+    assert main(['export', str(stage1_int8), str(head), '--share-encoder-with', str(sp_dit),
+                 '--int8', 'encoder.']) == 0
+    expected = load_stage1(stage1_int8)
+    shipped = load_predictor(checkpoint=sp_dit, device='cpu').model
+    for key, value in load_stage1(head).state_dict().items():
+        assert torch.equal(value, expected.state_dict()[key]), key
+    for key, value in expected.encoder.state_dict().items():  # the encoder the DiT was trained with
+        assert torch.allclose(shipped.encoder.state_dict()[key], value, rtol=1e-6, atol=0), key
+    with pytest.raises(SystemExit, match='does not hold the encoder'):  # float16 would differ
+        main(['export', str(stage1_int8), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(sp_dit)])

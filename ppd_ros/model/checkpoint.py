@@ -6,7 +6,8 @@ Two formats:
   ``depth_anything_v2_vitl.pth`` with ``pretrained.*`` keys (its ``depth_head.*`` and the
   unused ``pretrained.mask_token`` are ignored). Either may be ``.pth`` or ``.safetensors``.
 * ppd_ros's own format: one ``.safetensors`` holding the model's state dict (``dit.*``,
-  ``encoder.*``) with the model config as JSON in the metadata.
+  ``encoder.*``) with the model config as JSON in the metadata. Shipped copies may store
+  their large matrices as int8 with per-row scales (``int8_storage``); reading restores them.
 
 Loading is strict: any missing key, unexpected key or wrong shape raises one
 ``CheckpointError`` that lists them all (the reference's strict=False would silently keep the
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from .configs import ModelConfig, get_config
+from .int8_storage import dequantize_state
 from .pixel_perfect_depth import PixelPerfectDepth, build_model
 
 MODELS_DIR_ENV = 'PPD_ROS_MODELS'
@@ -83,8 +85,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Flat {key: tensor} from a .pth (weights_only, memory-mapped) or .safetensors file."""
     path = require_file(path)
     if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return load_file(str(path), device='cpu')
+        return read_safetensors(path)
     try:
         data = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
@@ -95,6 +96,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             and all(isinstance(v, torch.Tensor) for v in data.values())):
         raise CheckpointError(f'{path} does not hold a flat state dict of tensors', path=path)
     return dict(data)
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """{key: tensor} of a .safetensors file, int8-stored tensors restored to float32."""
+    from safetensors.torch import load_file
+    try:
+        return dequantize_state(load_file(str(path), device='cpu'))
+    except ValueError as error:
+        raise CheckpointError(f'{path}: {error}', path=path) from None
 
 
 # ----------------------------------------------------------------------------- key mapping
@@ -260,9 +270,8 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def load_checkpoint(path: str | os.PathLike) -> PixelPerfectDepth:
     """Model (CPU, fp32) from a ppd_ros checkpoint; its stored config defines the network."""
-    from safetensors.torch import load_file
     metadata = read_checkpoint_metadata(path)
     model = build_model(ModelConfig.from_json(metadata['config']), device='meta')
-    state = load_file(str(path), device='cpu')
+    state = read_safetensors(path)
     load_state_dict_strict(model, state, source=str(path), assign=True)
     return model

@@ -6,6 +6,7 @@
     ppd-train stage1 --init out/stage1/final.safetensors --out out/stage1_ft    # fine-tune stage 1
     ppd-train stage2 --init out/sp_dit/final.safetensors --stage1 out/stage1_ft/final.safetensors --out out/sp_dit_ft
     ppd-train export out/sp_dit/final.safetensors models/tiny_ppd.safetensors     # float16 copy
+    ppd-train export ... --int8 encoder.     # encoder matrices as int8 with per-row scales
     ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200 --json out/eval.json
     ppd-train compare out/eval.json tiny_ppd tiny_vanilla    # paired per-frame differences
 
@@ -20,6 +21,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from .checkpoint_export import STORAGES
 
 
 def _add_training_args(parser: argparse.ArgumentParser, defaults: dict) -> None:
@@ -85,9 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     stage2.add_argument('--init', type=Path, default=None,
                         help='fine-tune: start from this ppd_ros checkpoint (its config and encoder; '
                              'with --stage1, that checkpoint\'s encoder replaces it)')
-    export = sub.add_parser('export', help='write a float16 copy of a checkpoint (for shipping)')
+    export = sub.add_parser('export', help='write a compact copy of a checkpoint (for shipping)')
     export.add_argument('source', type=Path)
     export.add_argument('target', type=Path)
+    export.add_argument('--storage', choices=STORAGES, default='float16',
+                        help='dtype of the floating tensors (default float16)')
+    export.add_argument('--int8', nargs='+', default=(), metavar='PREFIX',
+                        help='store the large matrices under these key prefixes as int8 with one '
+                             'scale per row (e.g. encoder.: the frozen semantics encoder)')
     export.add_argument('--share-encoder-with', type=Path, default=None, metavar='FILE',
                         help='stage-1 source: store only its head; the encoder is read from FILE '
                              '(e.g. the SP-DiT it prompts), which must hold it exactly')
@@ -144,7 +152,7 @@ def _timesteps_description(args) -> str:
 
 
 def run_training(args, task, command: str):
-    from .checkpoint_export import export_half
+    from .checkpoint_export import export_weights
     from .trainer import Trainer, TrainerConfig
     config = TrainerConfig(
         out_dir=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
@@ -160,7 +168,7 @@ def run_training(args, task, command: str):
                                                            stop_at=args.stop_at)
     print(f'trained {result.steps} steps in {result.wall_time_s:.1f} s -> {result.final_path}')
     if args.export is not None and result.final_path is not None:
-        print(f'float16 copy -> {export_half(result.final_path, args.export)}')
+        print(f'float16 copy -> {export_weights(result.final_path, args.export)}')
     return result
 
 
@@ -174,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.share_encoder_with is not None:
             from .stage1_regressor import save_stage1_head
             try:
-                target = save_stage1_head(args.source, args.target, args.share_encoder_with)
+                target = save_stage1_head(args.source, args.target, args.share_encoder_with,
+                                          args.storage, args.int8)
             except ValueError as error:
                 raise SystemExit(f'ppd-train export: {error}') from None
-            print(f'float16 head, encoder from {args.share_encoder_with} -> {target}')
+            print(f'{args.storage} head, encoder from {args.share_encoder_with} -> {target}')
             return 0
-        from .checkpoint_export import export_half
-        print(f'float16 copy -> {export_half(args.source, args.target)}')
+        from .checkpoint_export import export_weights
+        target = export_weights(args.source, args.target, args.storage, args.int8)
+        print(f'{args.storage} copy (int8: {", ".join(args.int8) or "none"}) -> {target}')
         return 0
     if args.command == 'evaluate':
         from ppd_ros.model.checkpoint import CheckpointError

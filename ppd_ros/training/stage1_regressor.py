@@ -28,16 +28,17 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, require_file,
-                                       safetensors_metadata)
+from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, read_safetensors,
+                                       require_file, safetensors_metadata)
 from ppd_ros.model.configs import ModelConfig, get_config
+from ppd_ros.model.int8_storage import dequantize_state
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
 from ppd_ros.model.predictor import Prediction, resolve_device
 from ppd_ros.model.preprocess import encoder_input, image_to_tensor, resize_keep_aspect, upsample_depth
@@ -159,26 +160,32 @@ def encoder_digest(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
-                     encoder_file: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``source``'s head.* as ``dtype``, taking its encoder from ``encoder_file``.
+                     encoder_file: str | os.PathLike, storage: str = 'float16',
+                     int8_prefixes: Sequence[str] = ()) -> Path:
+    """Write ``source``'s head.* with ``storage``, taking its encoder from ``encoder_file``.
 
     ``encoder_file`` (any .safetensors with the same encoder.* tensors, e.g. the shipped SP-DiT)
-    must hold exactly ``source``'s encoder cast to ``dtype``; the target records its name,
-    relative to the target's folder, and the encoder digest, which ``load_stage1`` checks.
+    must hold exactly ``source``'s encoder as ``stored_tensors`` writes it; the target records
+    its name, relative to the target's folder, and the digest of those stored tensors, which
+    ``load_stage1`` checks.
     """
     from safetensors.torch import load_file, save_file
+
+    from .checkpoint_export import storage_metadata, stored_tensors
     source, target, encoder_file = Path(source), Path(target), Path(encoder_file)
     metadata = safetensors_metadata(source)
     if metadata.get('format') != STAGE1_FORMAT:
         raise ValueError(f'{source} is not a stage-1 regressor checkpoint')
-    tensors = {k: v.to(dtype).contiguous() for k, v in load_file(str(source)).items()}
+    tensors = stored_tensors(read_safetensors(source), storage, int8_prefixes)
     shared = load_file(str(encoder_file))
     ours = {k: v for k, v in tensors.items() if k.startswith('encoder.')}
     if ({k for k in shared if k.startswith('encoder.')} != ours.keys()
-            or any(not torch.equal(shared[k], v) for k, v in ours.items())):
-        raise ValueError(f'{encoder_file} does not hold the encoder of {source} in {dtype}')
-    metadata.update(storage_dtype=str(dtype).replace('torch.', ''),
-                    encoder_file=os.path.relpath(encoder_file.resolve(), target.parent.resolve()),
+            or any(shared[k].dtype != v.dtype or not torch.equal(shared[k], v)
+                   for k, v in ours.items())):
+        raise ValueError(f'{encoder_file} does not hold the encoder of {source} stored as '
+                         f'{storage} with int8 prefixes {list(int8_prefixes)}')
+    metadata.update(storage_metadata(storage, int8_prefixes))
+    metadata.update(encoder_file=os.path.relpath(encoder_file.resolve(), target.parent.resolve()),
                     encoder_digest=encoder_digest(ours))
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v for k, v in tensors.items() if not k.startswith('encoder.')}, str(target),
@@ -211,10 +218,14 @@ def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
     encoder_file = require_stage1_files(path)
     if encoder_file is not None:
         encoder = {k: v for k, v in load_file(str(encoder_file)).items() if k.startswith('encoder.')}
-        if encoder_digest(encoder) != metadata['encoder_digest']:
+        if encoder_digest(encoder) != metadata['encoder_digest']:  # over the stored tensors
             raise CheckpointError(f'{encoder_file} no longer holds the encoder {path} was trained '
                                   f'with; export the two files together', path=encoder_file)
         tensors.update(encoder)
+    try:
+        tensors = dequantize_state(tensors)
+    except ValueError as error:
+        raise CheckpointError(f'{path}: {error}', path=path) from None
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model
 
