@@ -3,7 +3,7 @@
 The registry's 'tiny' DiT is hidden 256 (= the 16 x 16 noise values of a stem patch, like the
 Large's 1024 = 4 x 16 x 16 input values): with hidden 128 half of the noise could never be
 predicted (velocity MSE floor ~0.5, outputs stay noisy). Depth 2 (one block per grid) keeps the
-three shipped files within 20 MB in float16.
+three shipped files within 20 MB (the DiTs in float16, the encoder in int8).
 """
 from __future__ import annotations
 
