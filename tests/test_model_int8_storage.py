@@ -1,4 +1,6 @@
 """Int8 weight storage: per-row quantisation error, key handling, and strict failures."""
+import json
+
 import pytest
 import torch
 
@@ -77,6 +79,11 @@ def test_export_quantises_only_the_given_prefixes_and_loads_strictly(tmp_path):
     again = export_weights(mixed, tmp_path / 'again.safetensors', int8_prefixes=['encoder.'])
     for key, value in load_checkpoint(again).state_dict().items():
         assert torch.allclose(value, loaded.state_dict()[key], rtol=1e-6, atol=0), key
+    from ppd_ros.model.checkpoint import safetensors_metadata
+    assert json.loads(safetensors_metadata(mixed)['int8_prefixes']) == ['encoder.']
+    plain = export_weights(mixed, tmp_path / 'plain.safetensors')  # back to float16 only
+    assert 'int8_prefixes' not in safetensors_metadata(plain)
+    assert safetensors_metadata(plain)['storage_dtype'] == 'float16'
 
 
 def test_a_truncated_int8_checkpoint_is_a_checkpoint_error(tmp_path):

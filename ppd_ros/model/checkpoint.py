@@ -101,8 +101,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """{key: tensor} of a .safetensors file, int8-stored tensors restored to float32."""
     from safetensors.torch import load_file
+    return restore_int8(load_file(str(path), device='cpu'), path)
+
+
+def restore_int8(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike
+                 ) -> dict[str, torch.Tensor]:
+    """``dequantize_state``, with its problems raised as a CheckpointError naming ``path``."""
     try:
-        return dequantize_state(load_file(str(path), device='cpu'))
+        return dequantize_state(tensors)
     except ValueError as error:
         raise CheckpointError(f'{path}: {error}', path=path) from None
 

@@ -54,19 +54,19 @@ def export_weights(source: str | os.PathLike, target: str | os.PathLike,
     from safetensors.torch import save_file
 
     from ppd_ros.model.checkpoint import read_safetensors, safetensors_metadata
-    metadata = safetensors_metadata(source)
-    metadata.pop('int8_prefixes', None)
+    metadata = with_storage_metadata(safetensors_metadata(source), storage, int8_prefixes)
     tensors = stored_tensors(read_safetensors(source), storage, int8_prefixes)
-    metadata.update(storage_metadata(storage, int8_prefixes))
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(target), metadata=metadata)
     return target
 
 
-def storage_metadata(storage: str, int8_prefixes: Sequence[str]) -> dict[str, str]:
-    """The metadata entries that record how the tensors are stored."""
-    entries = {'storage_dtype': storage}
+def with_storage_metadata(metadata: Mapping[str, str], storage: str,
+                          int8_prefixes: Sequence[str]) -> dict[str, str]:
+    """``metadata`` with the entries that record how the tensors are stored replaced."""
+    entries = {k: v for k, v in metadata.items() if k not in ('storage_dtype', 'int8_prefixes')}
+    entries['storage_dtype'] = storage
     if int8_prefixes:
         entries['int8_prefixes'] = json.dumps(list(int8_prefixes))
     return entries

@@ -36,9 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, read_safetensors,
-                                       require_file, safetensors_metadata)
+                                       require_file, restore_int8, safetensors_metadata)
 from ppd_ros.model.configs import ModelConfig, get_config
-from ppd_ros.model.int8_storage import dequantize_state
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
 from ppd_ros.model.predictor import Prediction, resolve_device
 from ppd_ros.model.preprocess import encoder_input, image_to_tensor, resize_keep_aspect, upsample_depth
@@ -171,7 +170,7 @@ def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
     """
     from safetensors.torch import load_file, save_file
 
-    from .checkpoint_export import storage_metadata, stored_tensors
+    from .checkpoint_export import stored_tensors, with_storage_metadata
     source, target, encoder_file = Path(source), Path(target), Path(encoder_file)
     metadata = safetensors_metadata(source)
     if metadata.get('format') != STAGE1_FORMAT:
@@ -184,7 +183,7 @@ def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
                    for k, v in ours.items())):
         raise ValueError(f'{encoder_file} does not hold the encoder of {source} stored as '
                          f'{storage} with int8 prefixes {list(int8_prefixes)}')
-    metadata.update(storage_metadata(storage, int8_prefixes))
+    metadata = with_storage_metadata(metadata, storage, int8_prefixes)
     metadata.update(encoder_file=os.path.relpath(encoder_file.resolve(), target.parent.resolve()),
                     encoder_digest=encoder_digest(ours))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -222,10 +221,7 @@ def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
             raise CheckpointError(f'{encoder_file} no longer holds the encoder {path} was trained '
                                   f'with; export the two files together', path=encoder_file)
         tensors.update(encoder)
-    try:
-        tensors = dequantize_state(tensors)
-    except ValueError as error:
-        raise CheckpointError(f'{path}: {error}', path=path) from None
+    tensors = restore_int8(tensors, path)
     model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
     return model
 
