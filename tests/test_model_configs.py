@@ -75,3 +75,26 @@ def test_build_model_is_deterministic_under_manual_seed():
     torch.manual_seed(43)
     c = build_model('tiny').state_dict()
     assert not torch.equal(a['dit.blocks.0.attn.qkv.weight'], c['dit.blocks.0.attn.qkv.weight'])
+
+
+@pytest.mark.parametrize('change, match', [
+    ({'num_heads': 0}, 'num_heads must be in'),
+    ({'hidden_size': '256'}, 'hidden_size must be an integer'),
+    ({'depth': True}, 'depth must be an integer'),
+    ({'mlp_ratio': float('inf')}, 'mlp_ratio must be a number'),
+    ({'train_width': 4096, 'train_height': 4096}, 'train_width x train_height'),
+    ({'name': 'x\n' * 3}, 'name must be a printable string'),
+    ({'encoder': {'num_heads': 0}}, 'encoder.num_heads must be in'),
+    ({'encoder': {'norm_eps': 'small'}}, 'encoder.norm_eps must be a number'),
+])
+def test_field_types_and_documented_bounds_are_checked_first(change, match):
+    with pytest.raises(ValueError, match=match):
+        get_config('tiny', **change)
+
+
+def test_non_object_configs_are_value_errors():
+    for text in ('[1, 2]', '{"encoder": 3}', 'not json'):
+        with pytest.raises(ValueError):
+            ModelConfig.from_json(text)
+    with pytest.raises(ValueError, match='lacks'):
+        ModelConfig.from_dict({'name': 'x'})

@@ -25,6 +25,9 @@ import torch
 from .configs import ModelConfig, get_config
 from .int8_storage import dequantize_state
 from .pixel_perfect_depth import PixelPerfectDepth, build_model
+from .weight_files import (CheckpointError, CheckpointNotFoundError, flat_tensors,
+                           load_safetensors_tensors, load_torch_object, plain_data_problem,
+                           read_safetensors_header)
 
 MODELS_DIR_ENV = 'PPD_ROS_MODELS'
 OFFICIAL_DIT_FILE = 'ppd.pth'
@@ -36,33 +39,6 @@ RESERVED_METADATA = ('format', 'format_version', 'config')
 # Official keys that are present in the release files but not used by the network.
 IGNORED_OFFICIAL_PREFIXES = ('depth_head.', 'sem_encoder.depth_head.')
 IGNORED_OFFICIAL_KEYS = ('pretrained.mask_token', 'sem_encoder.pretrained.mask_token')
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be loaded; lists every missing/unexpected/mis-shaped key."""
-
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None,
-                 missing: Iterable[str] = (), unexpected: Iterable[str] = (),
-                 mismatched: Iterable[tuple[str, tuple, tuple]] = ()):
-        self.path = None if path is None else str(path)
-        self.missing = sorted(missing)
-        self.unexpected = sorted(unexpected)
-        self.mismatched = sorted(mismatched)
-        lines = [message]
-        if self.missing:
-            lines.append(f'missing keys ({len(self.missing)}): ' + ', '.join(self.missing))
-        if self.unexpected:
-            lines.append(f'unexpected keys ({len(self.unexpected)}): '
-                         + ', '.join(self.unexpected))
-        if self.mismatched:
-            lines.append(f'wrong shapes ({len(self.mismatched)}): ' + ', '.join(
-                f'{k} expected {tuple(want)} got {tuple(got)}'
-                for k, want, got in self.mismatched))
-        super().__init__('\n'.join(lines))
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """The checkpoint file does not exist."""
 
 
 def models_dir() -> Path:
@@ -82,26 +58,45 @@ def require_file(path: str | os.PathLike) -> Path:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Flat {key: tensor} from a .pth (weights_only, memory-mapped) or .safetensors file."""
+    """Flat {key: tensor} from a .pth (weights_only, memory-mapped) or .safetensors file.
+
+    Any unreadable, damaged or hostile file is a one-line CheckpointError (weight_files).
+    """
     path = require_file(path)
     if path.suffix == '.safetensors':
         return read_safetensors(path)
-    try:
-        data = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        data = torch.load(path, map_location='cpu', weights_only=True)
+    data = load_torch_object(path)
     if isinstance(data, Mapping) and isinstance(data.get('state_dict'), Mapping):
         data = data['state_dict']  # Lightning-style wrapper
-    if not (isinstance(data, Mapping)
-            and all(isinstance(v, torch.Tensor) for v in data.values())):
-        raise CheckpointError(f'{path} does not hold a flat state dict of tensors', path=path)
-    return dict(data)
+    return flat_tensors(data, path)
 
 
-def read_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """{key: tensor} of a .safetensors file, int8-stored tensors restored to float32."""
-    from safetensors.torch import load_file
-    return restore_int8(load_file(str(path), device='cpu'), path)
+def read_state_and_config(path: str | os.PathLike, state_key: str = 'model',
+                          config_key: str = 'model_config'
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, config dict) of a torch.save'd ``{config_key: dict, state_key: state
+    dict}`` file (e.g. MoGe-2's model.pt). The config is only checked to be plain data: its
+    fields are the caller's to validate before they size anything."""
+    path = require_file(path)
+    data = load_torch_object(path)
+    if not (isinstance(data, Mapping) and state_key in data and config_key in data):
+        raise CheckpointError(f'{path} does not hold a dict with {state_key!r} and '
+                              f'{config_key!r} entries', path=path)
+    config = data[config_key]
+    problem = ('is not a dict' if not isinstance(config, Mapping)
+               else plain_data_problem(config))
+    if problem:
+        raise CheckpointError(f'{path}: {config_key!r} {problem}', path=path)
+    return flat_tensors(data[state_key], path, f'a state dict of tensors under {state_key!r}'), \
+        dict(config)
+
+
+def read_safetensors(path: str | os.PathLike, dequantize: bool = True
+                     ) -> dict[str, torch.Tensor]:
+    """{key: tensor} of a .safetensors file, int8-stored tensors restored to float32 (unless
+    ``dequantize`` is False: then as stored)."""
+    tensors = flat_tensors(load_safetensors_tensors(path), path)
+    return restore_int8(tensors, path) if dequantize else tensors
 
 
 def restore_int8(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike
@@ -207,6 +202,14 @@ def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Ten
         name = getattr(getattr(model, 'config', None), 'name', type(model).__name__)
         raise CheckpointError(f'{source} does not match the {name!r} model', missing=missing,
                               unexpected=unexpected, mismatched=mismatched)
+    expected = model.state_dict()
+    wrong_kind = [k for k, v in state.items()
+                  if v.is_floating_point() != expected[k].is_floating_point() or v.is_complex()]
+    if wrong_kind:
+        key = wrong_kind[0]
+        raise CheckpointError(f'{source}: {len(wrong_kind)} tensor(s) of the wrong kind, e.g. '
+                              f'{key} is {state[key].dtype}, the model needs '
+                              f'{expected[key].dtype}')
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True, assign=assign)
 
@@ -256,9 +259,7 @@ def save_checkpoint(model: PixelPerfectDepth, path: str | os.PathLike,
 
 def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The string metadata in a .safetensors header, whatever wrote it (tensors not read)."""
-    from safetensors import safe_open
-    with safe_open(str(path), framework='pt') as handle:
-        return dict(handle.metadata() or {})
+    return read_safetensors_header(require_file(path)).metadata
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -274,10 +275,19 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     return metadata
 
 
+def config_from_metadata(metadata: Mapping[str, str], path: str | os.PathLike
+                         ) -> ModelConfig:
+    """The checked ModelConfig stored in a checkpoint's metadata (CheckpointError if invalid)."""
+    try:
+        return ModelConfig.from_json(metadata['config'])
+    except (KeyError, ValueError, TypeError, RecursionError) as error:
+        raise CheckpointError(f'{path}: {error}', path=path) from None
+
+
 def load_checkpoint(path: str | os.PathLike) -> PixelPerfectDepth:
     """Model (CPU, fp32) from a ppd_ros checkpoint; its stored config defines the network."""
     metadata = read_checkpoint_metadata(path)
-    model = build_model(ModelConfig.from_json(metadata['config']), device='meta')
+    model = build_model(config_from_metadata(metadata, path), device='meta')
     state = read_safetensors(path)
     load_state_dict_strict(model, state, source=str(path), assign=True)
     return model

@@ -13,10 +13,55 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 ENCODER_TYPES = ('dinov2', 'none')
+
+# Documented bounds of every config field, checked (type first) before a config sizes
+# anything: configs also arrive inside weight files. (type, lowest, highest); ints must be
+# ints (not bools, floats or strings), floats may be ints.
+ENCODER_FIELD_BOUNDS: dict[str, tuple[type, float, float]] = {
+    'embed_dim': (int, 1, 8192), 'depth': (int, 1, 256), 'num_heads': (int, 1, 256),
+    'patch_size': (int, 1, 64), 'img_size': (int, 1, 8192), 'mlp_ratio': (float, 0.125, 32.0),
+    'interpolate_offset': (float, 0.0, 1.0), 'norm_eps': (float, 1e-12, 0.1),
+}
+MODEL_FIELD_BOUNDS: dict[str, tuple[type, float, float]] = {
+    'hidden_size': (int, 4, 8192), 'depth': (int, 2, 256), 'num_heads': (int, 1, 256),
+    'mlp_ratio': (float, 0.125, 32.0), 'fusion_hidden_size': (int, 1, 65536),
+    'stem_patch_size': (int, 2, 64), 'patch_size': (int, 1, 32), 'in_channels': (int, 1, 64),
+    'out_channels': (int, 1, 64), 'rope_base': (float, 1.0, 1e6),
+    'frequency_embedding_size': (int, 2, 4096), 'num_train_timesteps': (int, 1, 100_000),
+    'train_width': (int, 16, 4096), 'train_height': (int, 16, 4096),
+}
+#: Largest training area (train_width x train_height): the network runs at about this many
+#: pixels per image, so it bounds the work and memory of every prediction.
+MAX_TRAIN_AREA = 2048 * 2048
+MAX_NAME_LENGTH = 100
+
+
+def _field_problems(config, bounds: Mapping[str, tuple[type, float, float]],
+                    prefix: str = '') -> list[str]:
+    """Type and range problems of the fields in `bounds` (module doc)."""
+    problems = []
+    for name, (kind, low, high) in bounds.items():
+        value = getattr(config, name)
+        if kind is int:
+            valid_type = type(value) is int
+        else:
+            valid_type = type(value) in (int, float) and math.isfinite(value)
+        if not valid_type:
+            problems.append(f'{prefix}{name} must be {"an integer" if kind is int else "a number"}'
+                            f', got {type(value).__name__} {_short(value)}')
+        elif not low <= value <= high:
+            problems.append(f'{prefix}{name} must be in [{low:g}, {high:g}], got {value}')
+    return problems
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
 
 
 @dataclass(frozen=True)
@@ -32,6 +77,14 @@ class EncoderConfig:
     mlp_ratio: float = 4.0
     interpolate_offset: float = 0.1
     norm_eps: float = 1e-6
+
+    def __post_init__(self):
+        problems = []
+        if not isinstance(self.type, str) or self.type not in ENCODER_TYPES:
+            problems.append(f'encoder.type must be one of {ENCODER_TYPES}, got {_short(self.type)}')
+        problems += _field_problems(self, ENCODER_FIELD_BOUNDS, 'encoder.')
+        if problems:
+            raise ValueError('invalid encoder config: ' + '; '.join(problems))
 
     @property
     def enabled(self) -> bool:
@@ -69,7 +122,19 @@ class ModelConfig:
     train_height: int = 768
 
     def __post_init__(self):
-        problems = []
+        if not (isinstance(self.name, str) and 0 < len(self.name) <= MAX_NAME_LENGTH
+                and self.name.isprintable()):
+            raise ValueError(f'invalid model config: name must be a printable string of 1 to '
+                             f'{MAX_NAME_LENGTH} characters, got {_short(self.name)}')
+        if not isinstance(self.encoder, EncoderConfig):
+            raise ValueError(f'invalid model config {self.name!r}: encoder must be an '
+                             f'EncoderConfig, got {type(self.encoder).__name__}')
+        problems = _field_problems(self, MODEL_FIELD_BOUNDS)
+        if not problems and self.train_area > MAX_TRAIN_AREA:
+            problems.append(f'train_width x train_height must be at most {MAX_TRAIN_AREA} '
+                            f'pixels, got {self.train_area}')
+        if problems:  # the checks below assume sane types and ranges
+            raise ValueError(f'invalid model config {self.name!r}: ' + '; '.join(problems))
         if self.hidden_size % self.num_heads:
             problems.append('hidden_size must be divisible by num_heads')
         elif self.head_dim % 4:
@@ -80,8 +145,6 @@ class ModelConfig:
             problems.append('stem_patch_size must be 2 * patch_size (2x2 token expansion)')
         if self.stem_patch_size != 16:
             problems.append('stem_patch_size must be 16 (network sizes are multiples of 16)')
-        if self.encoder.type not in ENCODER_TYPES:
-            problems.append(f'encoder.type must be one of {ENCODER_TYPES}')
         if self.encoder.enabled and self.encoder.embed_dim % self.encoder.num_heads:
             problems.append('encoder.embed_dim must be divisible by encoder.num_heads')
         if problems:
@@ -103,26 +166,46 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> 'ModelConfig':
+        """Checked config from a dict (ValueError naming every problem found)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f'a model config must be an object, got {type(data).__name__}')
         data = dict(data)
         encoder = data.pop('encoder', {})
         _reject_unknown(cls, data, 'model config')
         if isinstance(encoder, EncoderConfig):
             enc = encoder
         else:
+            if not isinstance(encoder, Mapping):
+                raise ValueError(f'the encoder config must be an object, got '
+                                 f'{type(encoder).__name__}')
             _reject_unknown(EncoderConfig, encoder, 'encoder config')
             enc = EncoderConfig(**encoder)
+        _require_fields(cls, data, 'model config')
         return cls(encoder=enc, **data)
 
     @classmethod
     def from_json(cls, text: str) -> 'ModelConfig':
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError, RecursionError) as error:
+            raise ValueError(f'the model config is not valid JSON ({error})') from None
+        return cls.from_dict(data)
 
 
 def _reject_unknown(cls, data: Mapping[str, Any], what: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(set(data) - known, key=str)
     if unknown:
-        raise ValueError(f'unknown {what} keys: {unknown}')
+        raise ValueError(f'unknown {what} keys: {_short(unknown)}')
+
+
+def _require_fields(cls, data: Mapping[str, Any], what: str) -> None:
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                and f.name != 'encoder']
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise ValueError(f'{what} lacks {missing}')
 
 
 DA2_VITL_ENCODER = {

@@ -35,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError, read_safetensors,
-                                       require_file, restore_int8, safetensors_metadata)
+from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError,
+                                       config_from_metadata, load_state_dict_strict,
+                                       read_safetensors, require_file,
+                                       restore_int8, safetensors_metadata)
 from ppd_ros.model.configs import ModelConfig, get_config
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
 from ppd_ros.model.predictor import Prediction, resolve_device
@@ -50,6 +52,8 @@ from .losses import multiscale_gradient_loss
 STAGE1_FORMAT = 'ppd_ros_stage1'
 STAGE1_FORMAT_VERSION = '1'
 DEFAULT_HEAD = {'channels': 64, 'upsample': 4}
+#: Bounds of the head config fields a stage-1 file may carry.
+HEAD_BOUNDS = {'channels': (1, 4096), 'upsample': (1, 16)}
 
 
 class PatchUpsampleHead(nn.Module):
@@ -168,7 +172,7 @@ def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
     its name, relative to the target's folder, and the digest of those stored tensors, which
     ``load_stage1`` checks.
     """
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from .checkpoint_export import stored_tensors, with_storage_metadata
     source, target, encoder_file = Path(source), Path(target), Path(encoder_file)
@@ -176,7 +180,7 @@ def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
     if metadata.get('format') != STAGE1_FORMAT:
         raise ValueError(f'{source} is not a stage-1 regressor checkpoint')
     tensors = stored_tensors(read_safetensors(source), storage, int8_prefixes)
-    shared = load_file(str(encoder_file))
+    shared = read_safetensors(encoder_file, dequantize=False)
     ours = {k: v for k, v in tensors.items() if k.startswith('encoder.')}
     if ({k for k in shared if k.startswith('encoder.')} != ours.keys()
             or any(shared[k].dtype != v.dtype or not torch.equal(shared[k], v)
@@ -205,24 +209,44 @@ def require_stage1_files(path: str | os.PathLike) -> Path | None:
     return encoder_file
 
 
+def head_config_from_metadata(metadata: dict[str, str], path: str | os.PathLike) -> dict[str, int]:
+    """The checked head config of a stage-1 file (CheckpointError if absent or out of bounds)."""
+    try:
+        head = json.loads(metadata['head'])
+    except (KeyError, ValueError, RecursionError):
+        raise CheckpointError(f'{path}: no valid head config in the metadata', path=path) from None
+    if not isinstance(head, dict) or set(head) - set(HEAD_BOUNDS):
+        raise CheckpointError(f'{path}: the head config must be an object with keys '
+                              f'{sorted(HEAD_BOUNDS)}', path=path)
+    for key, value in head.items():
+        low, high = HEAD_BOUNDS[key]
+        if type(value) is not int or not low <= value <= high:
+            raise CheckpointError(f'{path}: head {key} must be an integer in [{low}, {high}]',
+                                  path=path)
+    return head
+
+
 def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
     """Stage1Regressor (CPU, fp32) from save_stage1's or save_stage1_head's file (strict)."""
-    from safetensors.torch import load_file
     path = Path(path)
     metadata = safetensors_metadata(path)
     if metadata.get('format') != STAGE1_FORMAT:
-        raise ValueError(f'{path} is not a stage-1 regressor checkpoint')
-    model = Stage1Regressor(ModelConfig.from_json(metadata['config']), json.loads(metadata['head']))
-    tensors = load_file(str(path))
+        raise CheckpointError(f'{path} is not a stage-1 regressor checkpoint', path=path)
+    config = config_from_metadata(metadata, path)
+    if not config.encoder.enabled:
+        raise CheckpointError(f'{path}: a stage-1 config needs an encoder', path=path)
+    model = Stage1Regressor(config, head_config_from_metadata(metadata, path))
+    tensors = read_safetensors(path, dequantize=False)
     encoder_file = require_stage1_files(path)
     if encoder_file is not None:
-        encoder = {k: v for k, v in load_file(str(encoder_file)).items() if k.startswith('encoder.')}
-        if encoder_digest(encoder) != metadata['encoder_digest']:  # over the stored tensors
+        encoder = {k: v for k, v in read_safetensors(encoder_file, dequantize=False).items()
+                   if k.startswith('encoder.')}
+        if encoder_digest(encoder) != metadata.get('encoder_digest'):  # over the stored tensors
             raise CheckpointError(f'{encoder_file} no longer holds the encoder {path} was trained '
                                   f'with; export the two files together', path=encoder_file)
         tensors.update(encoder)
     tensors = restore_int8(tensors, path)
-    model.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    load_state_dict_strict(model, tensors, source=str(path))
     return model
 
 
