@@ -102,6 +102,18 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
     return _missing_checkpoint(args.checkpoint)
 
 
+def _unusable_checkpoint(checkpoint: str) -> str | None:
+    """One line saying why the (existing) checkpoint cannot be loaded; None when it loads.
+    Checked before any work, so a damaged file is one clear line, not a failed node."""
+    from ppd_ros.model import CheckpointError, load_checkpoint
+    from ppd_ros.pipeline.package_paths import resolve_package_path
+    try:
+        load_checkpoint(resolve_package_path(checkpoint))
+    except CheckpointError as error:
+        return f'{PROG}: error: {error}'
+    return None
+
+
 def _foreign_folder(out: Path) -> str | None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).exists():
         return (f'{PROG}: error: {out} is not empty and not a ppd-demo output folder; '
@@ -232,7 +244,8 @@ def _print_outputs(out: Path, outputs: dict) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args = build_parser().parse_args(argv)
-    problem = _check_arguments(args) or _foreign_folder(args.out)
+    problem = (_check_arguments(args) or _foreign_folder(args.out)
+               or _unusable_checkpoint(args.checkpoint))
     if problem:
         print(problem, file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -90,6 +90,14 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
     return depth_node_command(settings.node_namespace, remaps, params, settings.node_params)
 
 
+def startup_failure(log_tail: str) -> str:
+    """The node's own FATAL message (one line) from its log, else the log's last lines."""
+    fatal = [line for line in log_tail.splitlines() if '[FATAL]' in line]
+    if fatal:
+        return fatal[-1].split(']: ', 1)[-1]
+    return 'last output: ' + ' | '.join(log_tail.splitlines()[-3:])
+
+
 def _serialized(msg, stamp: int) -> bytes:
     """CDR bytes of a rosbags message with its header stamp replaced."""
     msg = dataclasses.replace(msg, header=header_msg(stamp, msg.header.frame_id))
@@ -101,7 +109,8 @@ def _wait_connected(session, node: DepthNodeProcess | None, timeout_s: float,
     deadline = time.monotonic() + timeout_s
     while not session.connected():
         if node is not None and not node.alive():
-            raise NodeFailedError(f'depth_node exited during start-up:\n{node.log_tail()}')
+            raise NodeFailedError(f'depth_node exited during start-up: '
+                                  f'{startup_failure(node.log_tail())}')
         if time.monotonic() > deadline:
             tail = f':\n{node.log_tail()}' if node is not None else ''
             also = f' and subscribing to {reference_topic}' if reference_topic else ''

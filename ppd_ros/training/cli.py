@@ -173,6 +173,14 @@ def run_training(args, task, command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ppd_ros.model.checkpoint import CheckpointError
+    try:
+        return _main(argv)
+    except CheckpointError as error:  # unreadable or hostile weight file: one line
+        raise SystemExit(f'ppd-train: error: {error}') from None
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     if getattr(args, 'threads', None):
