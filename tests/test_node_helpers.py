@@ -91,6 +91,7 @@ def test_variant_choices_match_the_model_variants():
     ({'depth.encoding': 'mono16'}, 'depth.encoding'),
     ({'image_transport': 'theora'}, 'image_transport'),
     ({'device': 'gpu0'}, 'device'),
+    ({'network_area': 100}, 'network_area'),
 ])
 def test_invalid_parameter_combinations_are_explained(change, match):
     assert match in validate_parameters({**DEFAULTS, **change})

@@ -21,6 +21,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ppd_ros.pipeline.predictor_loading import parse_network_area
+
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 GAP_PX = 50
 
@@ -103,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group('inference')
     run.add_argument('--device', default='auto', help='auto, cpu or cuda (default auto)')
     run.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    run.add_argument('--network-area', type=parse_network_area, default=0, metavar='WxH|PIXELS',
+                     help='network resolution: about this many pixels, aspect ratio kept (e.g. '
+                          "768x576); 0 (default) is the model's training area")
     run.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     run.add_argument('--seed', type=int, default=0,
                      help='noise seed, the same for every image (default 0)')
@@ -133,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = load_predictor(args.checkpoint, dit_checkpoint=args.dit_checkpoint,
                                    encoder_checkpoint=args.encoder_checkpoint,
                                    variant=args.variant, device=args.device,
-                                   precision=args.precision)
+                                   precision=args.precision,
+                                   network_area=args.network_area or None)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f'ppd-predict: error: {error}', file=sys.stderr)
         return 2

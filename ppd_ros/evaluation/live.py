@@ -74,7 +74,8 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
               'encoder_checkpoint': str(files.get('encoder_checkpoint',
                                                   model.encoder_checkpoint)),
               'variant': model.variant, 'device': model.device, 'precision': model.precision,
-              'num_threads': model.num_threads, 'steps': model.steps, 'seed': model.seed,
+              'num_threads': model.num_threads, 'network_area': model.network_area,
+              'steps': model.steps, 'seed': model.seed,
               'image_transport': 'compressed' if source.topics.compressed else 'raw',
               'lazy': False}
     if settings.sim_time:

@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS as DEFAULTS, PRECISION_CHOICES,
-                                                VARIANT_CHOICES, require_weight_file)
+                                                VARIANT_CHOICES, check_network_area_setting,
+                                                parse_network_area, require_weight_file)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ModelOptions:
     num_threads: int
     steps: int
     seed: int
+    network_area: int = 0
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
@@ -50,7 +52,7 @@ class ModelOptions:
                  for name, path in self.resolved_weight_files().items()}
         return {'weights': files, 'variant': self.variant if not self.checkpoint else None,
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
-                'seed': self.seed}
+                'seed': self.seed, 'network_area': self.network_area}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,6 +76,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='fp32, or fp16 / bf16 under autocast (default %(default)s)')
     group.add_argument('--num-threads', type=int, default=DEFAULTS['num_threads'],
                        help='CPU threads for torch; 0 (default) keeps the torch default')
+    group.add_argument('--network-area', type=parse_network_area,
+                       default=DEFAULTS['network_area'], metavar='WxH|PIXELS',
+                       help='network resolution: about this many pixels, aspect ratio kept '
+                            "(e.g. 768x576); 0 (default) is the model's training area")
     group.add_argument('--steps', type=int, default=DEFAULTS['steps'],
                        help='diffusion sampling steps (default %(default)s)')
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
@@ -90,12 +96,16 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
         raise ValueError(f'--steps must be >= 1, got {args.steps}')
     if args.num_threads < 0:
         raise ValueError(f'--num-threads must be >= 0, got {args.num_threads}')
+    problem = check_network_area_setting(args.network_area)
+    if problem:
+        raise ValueError(f'--network-area: {problem}')
     return ModelOptions(
         checkpoint=checkpoint,
         dit_checkpoint=args.dit_checkpoint or DEFAULTS['dit_checkpoint'],
         encoder_checkpoint=args.encoder_checkpoint or DEFAULTS['encoder_checkpoint'],
         variant=args.variant, device=args.device, precision=args.precision,
-        num_threads=args.num_threads, steps=args.steps, seed=args.seed)
+        num_threads=args.num_threads, steps=args.steps, seed=args.seed,
+        network_area=args.network_area)
 
 
 def load_model(options: ModelOptions):
@@ -105,12 +115,13 @@ def load_model(options: ModelOptions):
     predictor = load_predictor_from_paths(
         str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
         str(files.get('encoder_checkpoint', '')), options.variant, options.device,
-        options.precision, options.num_threads)
+        options.precision, options.num_threads, options.network_area)
     import torch
     info = {'name': predictor.config.name,
             'parameters': int(sum(p.numel() for p in predictor.model.parameters())),
             'train_size': [predictor.config.train_width, predictor.config.train_height],
             'device': str(predictor.device), 'precision': options.precision,
+            'network_area': predictor.network_area,
             'steps': options.steps, 'seed': options.seed,
             'torch_threads': torch.get_num_threads(),
             'weights': {k: str(v) for k, v in files.items()}}

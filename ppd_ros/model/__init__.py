@@ -7,11 +7,12 @@
 from .checkpoint import (CheckpointError, CheckpointNotFoundError, load_checkpoint, load_official,
                          save_checkpoint)
 from .configs import VARIANTS, EncoderConfig, ModelConfig, get_config
+from .engine import Engine, TorchEngine
 from .pixel_perfect_depth import PixelPerfectDepth, build_model
 from .predictor import DepthPredictor, Prediction, load_predictor
 
 __all__ = [
-    'CheckpointError', 'CheckpointNotFoundError', 'DepthPredictor', 'EncoderConfig', 'ModelConfig',
-    'PixelPerfectDepth', 'Prediction', 'VARIANTS', 'build_model', 'get_config', 'load_checkpoint',
-    'load_official', 'load_predictor', 'save_checkpoint',
+    'CheckpointError', 'CheckpointNotFoundError', 'DepthPredictor', 'EncoderConfig', 'Engine',
+    'ModelConfig', 'PixelPerfectDepth', 'Prediction', 'TorchEngine', 'VARIANTS', 'build_model',
+    'get_config', 'load_checkpoint', 'load_official', 'load_predictor', 'save_checkpoint',
 ]

@@ -1,15 +1,38 @@
-"""The PPD network: a semantics encoder (or none) and the cascade DiT, built from a config."""
+"""The PPD network: a semantics encoder (or none) and the cascade DiT, built from a config.
+
+The semantics encoder is chosen by ``config.encoder.type`` from ``SEMANTICS_ENCODERS``. An
+encoder class takes the EncoderConfig and provides
+
+    precompute(grid_h, grid_w)          constants of one g16 grid (cached by the engine)
+    semantics(image, precomputed=None)  (B, 3, h, w) in [0, 1] -> (B, gh*gw, semantic_dim)
+
+so that it owns its own preprocessing (resize, normalisation) and the DiT sees tokens on its
+g16 grid whatever the encoder.
+"""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from .configs import ModelConfig, get_config
+from .configs import EncoderConfig, ModelConfig, get_config
 from .dit import CascadeRope, Conditioning, DiT
-from .preprocess import encoder_input
 from .vit_encoder import DinoV2Encoder
+
+SEMANTICS_ENCODERS: dict[str, Callable[[EncoderConfig], nn.Module]] = {
+    'dinov2': DinoV2Encoder,
+}
+
+
+def build_semantics_encoder(config: EncoderConfig) -> nn.Module | None:
+    """The encoder module for ``config.type`` (None for type 'none')."""
+    if not config.enabled:
+        return None
+    if config.type not in SEMANTICS_ENCODERS:
+        raise ValueError(f'no semantics encoder of type {config.type!r}; known: '
+                         f'{sorted(SEMANTICS_ENCODERS)}')
+    return SEMANTICS_ENCODERS[config.type](config)
 
 
 class PixelPerfectDepth(nn.Module):
@@ -19,15 +42,16 @@ class PixelPerfectDepth(nn.Module):
         super().__init__()
         self.config = config
         self.dit = DiT(config)
-        self.encoder = DinoV2Encoder(config.encoder) if config.encoder.enabled else None
+        self.encoder = build_semantics_encoder(config.encoder)
 
-    def semantics(self, image: torch.Tensor,
-                  pos_embed: torch.Tensor | None = None) -> torch.Tensor | None:
-        """Semantic tokens (B, N0, D_sem) on the g16 grid of image (B, 3, h, w) in [0, 1]."""
+    def semantics(self, image: torch.Tensor, precomputed: Any = None) -> torch.Tensor | None:
+        """Semantic tokens (B, N0, D_sem) on the g16 grid of image (B, 3, h, w) in [0, 1].
+
+        ``precomputed``: ``encoder.precompute(h // 16, w // 16)``, if already at hand.
+        """
         if self.encoder is None:
             return None
-        pixels = encoder_input(image, self.config.encoder.patch_size, self.config.stem_patch_size)
-        return self.encoder(pixels, pos_embed)
+        return self.encoder.semantics(image, precomputed)
 
     def velocity(self, x_t: torch.Tensor, image: torch.Tensor, t: torch.Tensor | None,
                  semantics: torch.Tensor | None = None, *, cond: Conditioning | None = None,

@@ -2,32 +2,36 @@
 
     rgb (H, W, 3) uint8 --resize_keep_aspect--> (h, w) --/255--> I
     sem = encoder(I)                                    once per image
-    x   = noise (1, 1, h, w);  for t in timesteps: x = euler(x, DiT([x, I - 0.5], sem, t))
-    depth = bilinear_upsample(x + 0.5) to (H, W)
+    x   = noise (K, 1, h, w);  for t in timesteps: x = euler(x, DiT([x, I - 0.5], sem, t))
+    depth = bilinear_upsample(mean_k(x + 0.5)) to (H, W)
 
-Constant work is cached: RoPE tables and the encoder position embedding per resolution,
-the timestep list and every block's adaLN vectors per step count. The caches assume the
-weights no longer change (call ``clear_cache`` after editing them).
+The networks run in an engine (engine.py); this module owns resizing, noise, the Euler loop
+and the upsampling. K noise draws of one image (``samples``), and images of several cameras
+that share a network resolution (``predict_batch``), run as one DiT batch.
+
+Noise: with a seed, draw k of an image is the k-th (1, 1, h, w) ``torch.randn`` of a CPU
+generator seeded with that seed, so draw 0 is the single-sample noise, a fixed seed gives the
+same K draws every frame, and every image of a batch gets the draws it would get alone.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, load_official
 from .configs import ModelConfig
-from .dit import CascadeRope, Conditioning
+from .engine import DEFAULT_CACHE_SIZE, PRECISIONS, Engine, TorchEngine, resolve_device
 from .flow_matching import sample, timesteps
+from .network_resolution import bounded_network_size, check_network_area, check_network_input
 from .pixel_perfect_depth import PixelPerfectDepth
-from .preprocess import image_to_tensor, network_size, resize_keep_aspect, upsample_depth
+from .preprocess import image_to_tensor, resize_keep_aspect, upsample_depth
 
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+__all__ = ['DepthPredictor', 'PRECISIONS', 'Prediction', 'load_predictor', 'resolve_device']
 
 
 @dataclass
@@ -40,159 +44,195 @@ class Prediction:
     neither metric depth nor disparity; recover metres with a fit log(1 + d) = a * depth + b.
     """
 
-    depth: np.ndarray            # float32 (H, W): network output, bilinear to the input size
-    network_depth: np.ndarray    # float32 (h, w): raw network output x_0 + 0.5
+    depth: np.ndarray            # float32 (H, W): network_depth, bilinear to the input size
+    network_depth: np.ndarray    # float32 (h, w): x_0 + 0.5 (the mean over the K samples)
     timings: dict[str, float]    # seconds: preprocess, semantics, dit, postprocess, total
     timesteps: tuple[int, ...] = field(default=())  # the integer timesteps that were run
+    network_samples: np.ndarray | None = None  # float32 (K, h, w): x_0 + 0.5 of each draw
 
 
-@dataclass
-class _ResolutionCache:
-    rope: CascadeRope
-    pos_embed: torch.Tensor | None
+def _check_rgb(rgb: np.ndarray) -> np.ndarray:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f'expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
+    return rgb
 
 
-def resolve_device(device: str | torch.device = 'auto') -> torch.device:
-    """'auto' -> cuda when available, else cpu; an unavailable cuda is a clear error."""
-    if str(device) == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(device)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError('device cuda requested but torch sees no CUDA device')
-    return device
+def _seeded_draws(shape: tuple[int, int], samples: int, seed: int | None) -> torch.Tensor:
+    """(samples, 1, h, w): successive draws of one CPU generator (seeded, or fresh)."""
+    generator = torch.Generator(device='cpu')
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return torch.cat([torch.randn((1, 1, *shape), generator=generator, dtype=torch.float32)
+                      for _ in range(samples)])
 
 
 class DepthPredictor:
-    """Runs a PixelPerfectDepth model on RGB images; weights stay float32.
+    """Runs PPD on RGB images.
 
-    precision 'fp16' / 'bf16' runs the networks under torch.autocast (as the reference does on
-    GPU); 'fp32' runs without autocast.
+    ``model`` is a PixelPerfectDepth, run by a TorchEngine on ``device`` in ``precision``
+    ('fp16' / 'bf16' under torch.autocast, as the reference does on GPU), or any ``Engine``
+    (then ``device`` and ``precision`` are the engine's). ``network_area`` (pixels; None: the
+    variant's training area) sets the network resolution, see network_resolution.py.
     """
 
-    def __init__(self, model: PixelPerfectDepth, device: str | torch.device = 'auto',
-                 precision: str = 'fp32'):
-        if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
-        self.device = resolve_device(device)
-        self.precision = precision
-        self.model = model.to(self.device).eval().requires_grad_(False)
-        self._resolutions: dict[tuple[int, int], _ResolutionCache] = {}
-        self._conditions: dict[int, tuple[torch.Tensor, Conditioning]] = {}
+    def __init__(self, model: PixelPerfectDepth | Engine, device: str | torch.device = 'auto',
+                 precision: str = 'fp32', *, network_area: int | None = None,
+                 cache_size: int = DEFAULT_CACHE_SIZE):
+        if isinstance(model, PixelPerfectDepth):
+            self.engine: Engine = TorchEngine(model, device, precision, cache_size=cache_size)
+        elif isinstance(model, Engine):
+            self.engine = model
+        else:
+            raise TypeError(f'expected a PixelPerfectDepth or an Engine, got {type(model)}')
+        area = self.config.train_area if network_area is None else network_area
+        self.network_area = check_network_area(area)
 
     @property
     def config(self) -> ModelConfig:
-        return self.model.config
+        return self.engine.config
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    @property
+    def precision(self) -> str:
+        return self.engine.precision
+
+    @property
+    def model(self) -> PixelPerfectDepth | None:
+        """The torch model when the engine runs one."""
+        return getattr(self.engine, 'model', None)
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
-        """Network resolution (h, w) used for an H x W input when resize=True."""
-        return network_size(height, width, self.config.train_area)
+        """Network resolution (h, w) used for an H x W input when resize=True.
+
+        ValueError for an image the network cannot run sensibly (see network_resolution.py).
+        """
+        return bounded_network_size(height, width, self.network_area)
 
     def clear_cache(self) -> None:
-        self._resolutions.clear()
-        self._conditions.clear()
+        self.engine.clear_cache()
 
-    def _autocast(self):
-        if self.precision == 'fp32':
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+    def prepare(self, height: int, width: int, steps: int = 4, resize: bool = True,
+                batch: int = 1) -> tuple[int, int]:
+        """Build everything the first H x W frame would (caches, compiled code); returns (h, w)."""
+        h, w = self.network_size(height, width) if resize else (height, width)
+        if not resize:
+            check_network_input(h, w)
+        self.engine.prepare(h, w, steps, batch)
+        return h, w
 
-    def _sync(self) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-
-    def _resolution(self, height: int, width: int) -> _ResolutionCache:
-        key = (height, width)
-        if key not in self._resolutions:
-            rope = self.model.dit.rope_tables(height, width, self.device)
-            pos = None
-            if self.model.encoder is not None:
-                stem = self.config.stem_patch_size
-                pos = self.model.encoder.position_embedding(height // stem, width // stem)
-            self._resolutions[key] = _ResolutionCache(rope, pos)
-        return self._resolutions[key]
-
-    def _conditioning(self, steps: int) -> tuple[torch.Tensor, Conditioning]:
-        if steps not in self._conditions:
-            schedule = timesteps(steps, self.config.num_train_timesteps)
-            with self._autocast():
-                cond = self.model.dit.condition(schedule.to(self.device))
-            self._conditions[steps] = (schedule, cond)
-        return self._conditions[steps]
-
-    def _noise(self, height: int, width: int, seed: int | None,
-               noise: torch.Tensor | np.ndarray | None) -> torch.Tensor:
-        shape = (1, 1, height, width)
-        if noise is not None:
-            noise = torch.as_tensor(noise, dtype=torch.float32)
-            if tuple(noise.shape) != shape:
-                raise ValueError(f'noise must have shape {shape} (network resolution), '
-                                 f'got {tuple(noise.shape)}')
-            return noise.to(self.device)
-        generator = torch.Generator(device='cpu')
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
-        return torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
-
-    @torch.inference_mode()
     def predict(self, rgb: np.ndarray, steps: int = 4, seed: int | None = None,
-                noise: torch.Tensor | np.ndarray | None = None, resize: bool = True) -> Prediction:
+                noise: torch.Tensor | np.ndarray | None = None, resize: bool = True,
+                samples: int = 1) -> Prediction:
         """Relative depth for an H x W x 3 RGB uint8 image.
 
-        resize=True runs at ``network_size(H, W)`` (about the training area); resize=False runs
-        at the input size, which must then be a multiple of 16. ``noise`` (1, 1, h, w) replaces
-        the initial Gaussian draw; otherwise ``seed`` makes the draw reproducible.
+        resize=True runs at ``network_size(H, W)``; resize=False runs at the input size, which
+        must then be a multiple of 16. ``samples`` K > 1 draws K noises, runs them as one DiT
+        batch (the encoder once) and averages them (``network_samples`` keeps each).
+        ``noise`` (K, 1, h, w) replaces the Gaussian draws; otherwise ``seed`` makes them
+        reproducible (see the module docstring).
         """
-        start = time.perf_counter()
-        rgb = np.asarray(rgb)
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f'expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}')
+        return self._predict([_check_rgb(rgb)], steps, seed, noise, resize, samples)[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], steps: int = 4,
+                      seed: int | None = None, resize: bool = True,
+                      samples: int = 1) -> list[Prediction]:
+        """``predict`` for several images (e.g. cameras), one DiT batch per network resolution.
+
+        Each image gets the noise ``predict(image, seed=seed, samples=samples)`` would draw;
+        the timings of a prediction are those of its whole batch.
+        """
+        images = [_check_rgb(rgb) for rgb in images]
+        sizes = [self._network_input_size(rgb, resize) for rgb in images]
+        results: list[Prediction | None] = [None] * len(images)
+        for size in dict.fromkeys(sizes):
+            members = [i for i, s in enumerate(sizes) if s == size]
+            batch = self._predict([images[i] for i in members], steps, seed, None, resize,
+                                  samples)
+            for i, prediction in zip(members, batch):
+                results[i] = prediction
+        return results
+
+    def _network_input_size(self, rgb: np.ndarray, resize: bool) -> tuple[int, int]:
         height, width = rgb.shape[:2]
         if resize:
-            resized = resize_keep_aspect(rgb, self.config.train_area)
-        else:
-            if height % 16 or width % 16:
-                raise ValueError('resize=False needs a size that is a multiple of 16, '
-                                 f'got {height}x{width}')
-            resized = rgb
-        h, w = resized.shape[:2]
-        image = image_to_tensor(resized).to(self.device)
-        x_T = self._noise(h, w, seed, noise)
-        cache = self._resolution(h, w)
-        schedule, cond = self._conditioning(steps)
-        self._sync()
+            return self.network_size(height, width)
+        check_network_input(height, width)
+        return height, width
+
+    @torch.inference_mode()
+    def _predict(self, images: list[np.ndarray], steps: int, seed: int | None,
+                 noise: torch.Tensor | np.ndarray | None, resize: bool,
+                 samples: int) -> list[Prediction]:
+        """One DiT batch of len(images) x samples rows; all images share one network size."""
+        start = time.perf_counter()
+        if samples < 1:
+            raise ValueError(f'samples must be >= 1, got {samples}')
+        h, w = self._network_input_size(images[0], resize)
+        resized = [resize_keep_aspect(rgb, self.network_area) if resize else rgb
+                   for rgb in images]
+        engine, device = self.engine, self.device
+        image = torch.cat([image_to_tensor(r) for r in resized]).to(device)
+        x_T = self._noise(len(images), samples, (h, w), seed, noise)
+        schedule = timesteps(steps, self.config.num_train_timesteps)
+        engine.synchronize()
         t_pre = time.perf_counter()
 
-        with self._autocast():
-            semantics = self.model.semantics(image, cache.pos_embed)
-        self._sync()
+        semantics = engine.semantics(image)
+        engine.synchronize()
         t_sem = time.perf_counter()
 
+        if samples > 1:
+            image = image.repeat_interleave(samples, dim=0)
+            if semantics is not None:
+                semantics = semantics.repeat_interleave(samples, dim=0)
+
         def velocity(x_t: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-            with self._autocast():
-                return self.model.velocity(x_t, image, t, semantics, cond=cond.select(i),
-                                           rope=cache.rope)
+            return engine.velocity(x_t, image, semantics, schedule, i)
 
         x0 = sample(velocity, x_T, schedule, self.config.num_train_timesteps)
-        network_depth = (x0 + 0.5).float()
-        self._sync()
+        network = (x0 + 0.5).float().reshape(len(images), samples, h, w)
+        engine.synchronize()
         t_dit = time.perf_counter()
 
-        depth = upsample_depth(network_depth, height, width)[0, 0]
-        depth_np = depth.cpu().numpy().astype(np.float32, copy=False)
-        network_np = network_depth[0, 0].cpu().numpy().astype(np.float32, copy=False)
+        outputs = []
+        for b, rgb in enumerate(images):
+            mean = network[b, :1] if samples == 1 else network[b].mean(dim=0, keepdim=True)
+            depth = upsample_depth(mean[None], *rgb.shape[:2])[0, 0]
+            samples_np = network[b].cpu().numpy().astype(np.float32, copy=False)
+            outputs.append((depth.cpu().numpy().astype(np.float32, copy=False),
+                            mean[0].cpu().numpy().astype(np.float32, copy=False), samples_np))
         end = time.perf_counter()
         timings = {'preprocess': t_pre - start, 'semantics': t_sem - t_pre, 'dit': t_dit - t_sem,
                    'postprocess': end - t_dit, 'total': end - start}
-        return Prediction(depth_np, network_np, timings, tuple(int(t) for t in schedule))
+        run = tuple(int(t) for t in schedule)
+        return [Prediction(depth, network_depth, dict(timings), run, network_samples)
+                for depth, network_depth, network_samples in outputs]
+
+    def _noise(self, images: int, samples: int, shape: tuple[int, int], seed: int | None,
+               noise: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+        if noise is not None:
+            expected = (samples, 1, *shape)
+            noise = torch.as_tensor(noise, dtype=torch.float32)
+            if images != 1 or tuple(noise.shape) != expected:
+                raise ValueError(f'noise must have shape {expected} (samples, 1, network '
+                                 f'resolution), got {tuple(noise.shape)}')
+            return noise.to(self.device)
+        return torch.cat([_seeded_draws(shape, samples, seed) for _ in range(images)]
+                         ).to(self.device)
 
 
 def load_predictor(checkpoint: str | os.PathLike | None = None, *,
                    dit_checkpoint: str | os.PathLike | None = None,
                    encoder_checkpoint: str | os.PathLike | None = None,
                    variant: str | Mapping[str, Any] | ModelConfig = 'large',
-                   device: str | torch.device = 'auto', precision: str = 'fp32') -> DepthPredictor:
+                   device: str | torch.device = 'auto', precision: str = 'fp32',
+                   network_area: int | None = None) -> DepthPredictor:
     """Predictor from a ppd_ros checkpoint (its config wins; ``variant`` is ignored) or from the
     official release files (``dit_checkpoint`` / ``encoder_checkpoint``, defaulting to
     models/ppd.pth and models/depth_anything_v2_vitl.pth) built as ``variant``.
@@ -204,4 +244,4 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
         model = load_checkpoint(checkpoint)
     else:
         model = load_official(dit_checkpoint, encoder_checkpoint, variant)
-    return DepthPredictor(model, device=device, precision=precision)
+    return DepthPredictor(model, device=device, precision=precision, network_area=network_area)

@@ -4,6 +4,10 @@
     block:   x += ls1 * Attn(norm1(x));  x += ls2 * MLP(norm2(x))    exact-GELU MLP
     output   = norm(x)[:, 1:]                                    final-norm patch tokens
 
+As a semantics encoder of the DiT (``semantics``) it takes the DiT's image (B, 3, h, w) in
+[0, 1] and returns tokens on the g16 grid: ImageNet-normalised, bicubic-resized to
+(h/16 * p, w/16 * p) pixels, so its patch grid is the DiT's g16 grid.
+
 The stored position embedding covers a G x G grid (37 for DA2). Other grids gh x gw use
 bicubic interpolation driven by scale_factor ((gh+0.1)/G, (gw+0.1)/G), exactly as DINOv2;
 ``F.interpolate(size=...)`` maps coordinates differently and is *not* equivalent.
@@ -16,6 +20,7 @@ from torch import nn
 
 from .configs import EncoderConfig
 from .dit import Mlp, PatchEmbed
+from .preprocess import NETWORK_MULTIPLE, encoder_input
 
 
 def interpolate_pos_embed(pos_embed: torch.Tensor, grid_h: int, grid_w: int,
@@ -120,6 +125,19 @@ class DinoV2Encoder(nn.Module):
         """Stored position embedding resized to a gh x gw patch grid (cls first)."""
         return interpolate_pos_embed(self.pos_embed, grid_h, grid_w,
                                      self.config.interpolate_offset)
+
+    def precompute(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        """What depends only on the g16 grid (the position embedding); see ``semantics``."""
+        return self.position_embedding(grid_h, grid_w)
+
+    def semantics(self, image: torch.Tensor,
+                  precomputed: torch.Tensor | None = None) -> torch.Tensor:
+        """Semantic tokens (B, gh*gw, D) of image (B, 3, 16 gh, 16 gw) in [0, 1].
+
+        ``precomputed`` is ``self.precompute(gh, gw)`` (computed here when omitted).
+        """
+        pixels = encoder_input(image, self.config.patch_size, NETWORK_MULTIPLE)
+        return self(pixels, precomputed)
 
     def forward(self, pixels: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
         """pixels (B, 3, gh*p, gw*p), ImageNet-normalised; pos_embed may be precomputed."""

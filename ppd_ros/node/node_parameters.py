@@ -15,7 +15,7 @@ from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, PRECISION_CHOICES,
-                                                VARIANT_CHOICES)
+                                                VARIANT_CHOICES, check_network_area_setting)
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True, choices=PRECISION_CHOICES),
     ParameterSpec('num_threads', MODEL_DEFAULTS['num_threads'], 'CPU threads for torch; 0 keeps the torch default.',
                   read_only=True, int_range=(0, 256)),
+    ParameterSpec('network_area', MODEL_DEFAULTS['network_area'],
+                  'Network resolution in pixels: each image is resized to about this area, '
+                  'aspect ratio kept, sides multiples of 16 (fewer pixels: faster, coarser). '
+                  "0: the model's training area (1024x768 = 786432 for large). E.g. "
+                  '442368 = 768x576, 196608 = 512x384; at most 2048x2048.', read_only=True),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
@@ -156,6 +161,7 @@ class DepthNodeSettings:
     device: str
     precision: str
     num_threads: int
+    network_area: int
     image_transport: str
     qos_reliability: str
     qos_depth: int
@@ -211,6 +217,9 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
                     f"{', '.join(spec.choices)}")
     if not _DEVICE.match(values['device']):
         return f"parameter 'device' is '{values['device']}'; expected auto, cpu, cuda or cuda:N"
+    problem = check_network_area_setting(values['network_area'])
+    if problem:
+        return f"parameter 'network_area': {problem}"
     if not values['depth.min_m'] < values['depth.max_m']:
         return (f"depth.min_m ({values['depth.min_m']}) must be below depth.max_m "
                 f"({values['depth.max_m']})")

@@ -5,6 +5,7 @@ tools (ppd-eval), so both load the same model unless told otherwise.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
@@ -17,11 +18,40 @@ MODEL_DEFAULTS = {
     'device': 'auto',
     'precision': 'fp32',
     'num_threads': 0,
+    'network_area': 0,      # pixels; 0: the model's training area
     'steps': 4,
     'seed': 0,
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large')
 PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
+
+
+def parse_network_area(text: str | int) -> int:
+    """'768x576' (width x height) or '442368' -> pixels; '' or '0' -> 0 (the training area).
+
+    Only the form is checked here; the model checks the range
+    (ppd_ros.model.network_resolution.check_network_area).
+    """
+    text = str(text).strip().lower()
+    match = re.fullmatch(r'(\d+)\s*[x*]\s*(\d+)', text)
+    if match:
+        return int(match.group(1)) * int(match.group(2))
+    if text.isdigit() or text == '':
+        return int(text or 0)
+    raise ValueError(f'network area must be WIDTHxHEIGHT (e.g. 768x576) or a pixel count, '
+                     f'got {text!r}')
+
+
+def check_network_area_setting(area: int) -> str | None:
+    """Why a network_area setting (0: training area) is out of range, or None."""
+    if area == 0:
+        return None
+    from ppd_ros.model.network_resolution import check_network_area
+    try:
+        check_network_area(area)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 class ModelUnavailableError(RuntimeError):
@@ -46,10 +76,12 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
 
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
                               variant: str = 'large', device: str = 'auto',
-                              precision: str = 'fp32', num_threads: int = 0):
+                              precision: str = 'fp32', num_threads: int = 0,
+                              network_area: int = 0):
     """A DepthPredictor from a ppd_ros checkpoint, or (checkpoint empty) the official files.
 
     Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
+    network_area > 0 sets the network resolution's area in pixels (0: the training area).
     """
     if checkpoint:
         paths = {'checkpoint': require_weight_file(checkpoint, 'checkpoint')}
@@ -61,12 +93,15 @@ def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_chec
     from ppd_ros.model import CheckpointError, load_predictor
     if num_threads > 0:
         torch.set_num_threads(num_threads)
+    area = network_area or None
     try:
         if checkpoint:
-            return load_predictor(str(paths['checkpoint']), device=device, precision=precision)
+            return load_predictor(str(paths['checkpoint']), device=device, precision=precision,
+                                  network_area=area)
         return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),
                               encoder_checkpoint=str(paths['encoder_checkpoint']),
-                              variant=variant, device=device, precision=precision)
+                              variant=variant, device=device, precision=precision,
+                              network_area=area)
     except (CheckpointError, OSError, ValueError) as err:
         files = ', '.join(str(p) for p in paths.values())
         raise ModelUnavailableError(f'cannot load the depth model from {files}: {err}') from err
