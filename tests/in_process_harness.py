@@ -65,8 +65,9 @@ class Harness:
         self.info_pub = self.probe.create_publisher(CameraInfo, f'{namespace}/camera_info', 10)
         self.reference_pub = self.probe.create_publisher(Image, f'{namespace}/depth_reference',
                                                          10)
-        for topic, kind in (('depth', Image), ('depth/colored', Image),
-                            ('depth/inliers', Image), ('points', PointCloud2)):
+        for topic, kind in (('depth/image', Image), ('depth/relative', Image),
+                            ('depth/colored', Image), ('depth/inliers', Image),
+                            ('depth/camera_info', CameraInfo), ('points', PointCloud2)):
             self.probe.create_subscription(kind, f'{namespace}/{topic}',
                                            self._recorder(topic), 10)
         self.probe.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
@@ -107,9 +108,11 @@ class Harness:
                     raise AssertionError(f'timed out after {timeout} s waiting for {what}')
                 self._cond.wait(min(remaining, 0.05))
 
-    def wait_connected(self, timeout: float = 20.0) -> None:
+    def wait_connected(self, timeout: float = 20.0,
+                       outputs=('depth/image', 'depth/colored', 'points')) -> None:
+        """Until the node subscribes to our inputs and publishes `outputs`."""
         pubs = (self.image_pub, self.info_pub, self.reference_pub)
-        outputs = [f'{self.ns}/{t}' for t in ('depth', 'depth/colored', 'points')]
+        outputs = [f'{self.ns}/{t}' for t in outputs]
         self.wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs)
                         and all(self.probe.count_publishers(t) > 0 for t in outputs),
                         timeout, 'the node under test to connect')
@@ -154,6 +157,8 @@ class Harness:
 
 
 def _decode(msg):
+    if isinstance(msg, CameraInfo):
+        return (msg.width, msg.height)
     if isinstance(msg, PointCloud2):
         fields = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
         xyz, _ = decode_cloud(fields, msg.point_step, msg.height, msg.width, msg.data)

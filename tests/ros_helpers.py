@@ -228,6 +228,33 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                                         'bytes': len(msg.data)})
         return cb
 
+    consumers: dict[str, dict] = {}
+
+    def camera_consumer(image_topic: str) -> None:
+        """Subscribe like depth_image_proc: default (reliable) QoS, and the CameraInfo topic
+        derived from the image topic as image_transport derives it."""
+        from ppd_ros.ros_conventions.image_transport import camera_info_topic
+        entry = consumers[image_topic] = {'info_topic': camera_info_topic(image_topic),
+                                          'image_stamps': [], 'info_stamps': []}
+        subs.append(node.create_subscription(
+            Image, image_topic, lambda m: entry['image_stamps'].append(stamp_ns(m.header)), 10))
+        subs.append(node.create_subscription(
+            CameraInfo, entry['info_topic'],
+            lambda m: entry['info_stamps'].append(stamp_ns(m.header)), 10))
+
+    def advertised_topics(settle_s: float = 0.5, timeout: float = 10.0) -> list[str]:
+        """The node's published topics, once the graph has stopped changing for settle_s."""
+        namespace, _, name = plan.get('node', NODE_FQN).rpartition('/')
+        previous, deadline = None, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(settle_s)
+            current = sorted(topic for topic, _ in node.get_publisher_names_and_types_by_node(
+                name, namespace or '/'))
+            if current == previous:
+                break
+            previous = current
+        return current
+
     def on_diagnostics(msg: DiagnosticArray):
         for status in msg.status:
             if status.name.startswith('ppd_ros'):
@@ -249,6 +276,9 @@ def _probe_main(plan_path: str, result_path: str) -> int:
             subs.append(node.create_subscription(PointCloud2, topic, on_points(topic), big_qos))
         else:
             subs.append(node.create_subscription(Image, topic, on_image(topic), big_qos))
+
+    for topic in plan.get('camera_consumers', []):
+        camera_consumer(topic)
 
     image_topic = plan.get('image_topic', IMAGE_TOPIC)
     if compressed:
@@ -353,10 +383,11 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                     entry['rgb_matches_input'] = bool(np.array_equal(
                         colours, rgb[::stride, ::stride]))
 
-    result = {'published': [], 'parameter_results': [], 'topics': recorded}
+    result = {'published': [], 'parameter_results': [], 'topics': recorded, 'graph': {},
+              'camera_consumers': consumers}
     try:
         wait_for(lambda: image_pub.get_subscription_count() > 0, 60.0, 'the node to subscribe')
-        for topic in record:
+        for topic in plan.get('wait_for_outputs', record):
             if topic != '/diagnostics':
                 wait_for(lambda: node.count_publishers(topic) > 0, 30.0, f'a publisher of {topic}')
         time.sleep(plan.get('discovery_settle_s', 1.0))  # let the node see our subscriptions
@@ -372,6 +403,10 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                 wait_for(future.done, 20.0, 'set_parameters reply')
                 result['parameter_results'].append(
                     [[r.successful, r.reason] for r in future.result().results])
+                continue
+            if 'graph' in phase:
+                result['graph'][phase['graph']] = advertised_topics()
+                next_time = time.monotonic()
                 continue
             if 'sleep' in phase:
                 time.sleep(phase['sleep'])

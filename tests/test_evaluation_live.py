@@ -47,7 +47,7 @@ def test_live_mode_reports_latency_drops_and_accuracy(bag, checkpoint, tmp_path,
     assert len(received) == frames['received']
     assert all(float(r['latency_s']) > 0 for r in received)
     stamps = bag_stamps(live_out / 'live_bag')
-    assert stamps['/ppd_eval/depth'] == [int(r['stamp_ns']) for r in received]
+    assert stamps['/ppd_eval/depth/relative'] == [int(r['stamp_ns']) for r in received]
     assert (live_out / 'live_metrics.png').stat().st_size > 10_000
 
     # the node's depth, scored live, equals the offline evaluation of the same frames

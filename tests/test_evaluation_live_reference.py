@@ -71,7 +71,7 @@ def test_node_publishes_the_references_metres_everywhere(live_run, expected_metr
     assert summary['node']['depth_mode'] == 'reference'
     assert summary['input']['reference_topic'] == REFERENCE_TOPIC
     assert summary['frames']['received'] >= N_FRAMES - 1
-    depths = _recorded(out, '/ppd_eval/depth')
+    depths = _recorded(out, '/ppd_eval/depth/image')
     assert len(depths) == summary['frames']['received']
     for stamp, depth in depths.items():
         expected = expected_metres[bag.stamps_ns.index(stamp)]
@@ -81,7 +81,7 @@ def test_node_publishes_the_references_metres_everywhere(live_run, expected_metr
 
 def test_points_are_the_metric_depth_unprojected(live_run):
     _, out, _ = live_run
-    depths = _recorded(out, '/ppd_eval/depth')
+    depths = _recorded(out, '/ppd_eval/depth/image')
     clouds = _recorded(out, '/ppd_eval/points')
     assert clouds and set(clouds) == set(depths)
     for stamp, cloud in clouds.items():
@@ -94,7 +94,7 @@ def test_metric_depth_is_scored_as_published_beside_the_reference(live_run):
     summary = read_json(out / 'live_summary.json')
     assert 'without alignment' in summary['accuracy']
     gts = {s: d for s, d in _recorded_gt(bag.path).items()}
-    depths = _recorded(out, '/ppd_eval/depth')
+    depths = _recorded(out, '/ppd_eval/depth/image')
     rows = [r for r in read_csv(out / 'live_frames.csv') if r['received'] == '1']
     assert rows and 'ransac_log_abs_rel' not in rows[0]
     for row in rows:

@@ -25,7 +25,7 @@ PER_RUN_SECTIONS = ('run', 'inference', 'input')
 
 def output_depths(out) -> list[np.ndarray]:
     with BagReader(out / 'depth_bag') as reader:
-        return [m.data for m in reader.messages(['/ppd/depth'])]
+        return [m.data for m in reader.messages(['/ppd/depth/image'])]
 
 
 @pytest.fixture(scope='module')
@@ -108,7 +108,7 @@ def test_output_bag_has_every_input_stamp(storage, bags, uninterrupted, resumed)
     assert any(p.suffix == suffix for p in bag_dir.iterdir())
     stamps = bag_stamps(bag_dir)
     expected = list(bags[storage].stamps_ns)
-    assert stamps['/ppd/depth'] == expected
+    assert stamps['/ppd/depth/image'] == expected
     assert stamps['/ppd/depth/camera_info'] == expected
     assert stamps['/ppd/points'] == expected  # metric: GT was given
 
@@ -162,7 +162,7 @@ def test_corrupt_frames_are_skipped_and_counted(checkpoint, tmp_path, capsys):
     assert set(reasons) == {1, 2}
     assert 'payload' in reasons[1] and 'deserialise' in reasons[2]
     assert [int(r['index']) for r in read_csv(out / 'frames.csv')] == [0, 3]
-    assert bag_stamps(out / 'depth_bag')['/ppd/depth'] == [stamps[0], stamps[3]]
+    assert bag_stamps(out / 'depth_bag')['/ppd/depth/image'] == [stamps[0], stamps[3]]
     assert 'frame 1 skipped' in capsys.readouterr().err
 
 

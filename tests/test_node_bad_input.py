@@ -8,7 +8,7 @@ import pytest
 from ros_helpers import (NAMESPACE, NodeProcess, by_stamp, last_diagnostics, run_probe,
                          tiny_checkpoint)  # noqa: F401 (fixture)
 
-DEPTH, INFO = f'{NAMESPACE}/depth', f'{NAMESPACE}/depth/camera_info'
+DEPTH, INFO = f'{NAMESPACE}/depth/relative', f'{NAMESPACE}/depth/camera_info'
 BAD = 4
 GOOD = 5
 

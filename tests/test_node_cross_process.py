@@ -3,18 +3,22 @@
 Runs the tiny model with random weights from a checkpoint the test writes, through the
 shipped params file, remappings, a namespace and the Fast DDS large-message profile. The
 probe changes parameters at run time, so one node run covers four phases:
-  relative   output_scale 0.5               depth 320x240, scaled camera_info, no cloud
-  relative   output_scale 1.0, steps 2      depth 640x480
-  range      1..4 m, cloud.stride 2         metres, organized 240x320 xyz+rgb cloud
-  range      16UC1, output_scale 0.5, no rgb   millimetres, 120x160 xyz cloud
+  relative   output_scale 0.5               depth/relative 320x240, scaled camera_info, no cloud
+  relative   output_scale 1.0, steps 2      depth/relative 640x480
+  range      1..4 m, cloud.stride 2         depth/image in metres, 240x320 xyz+rgb cloud
+  range      16UC1, output_scale 0.5, no rgb   depth/image in millimetres, 120x160 xyz cloud
+The probe also snapshots the topics the node advertises in each depth.mode, and runs a
+consumer that finds the CameraInfo of each depth topic as image_transport does.
 """
 import pytest
 
+from ppd_ros.ros_conventions.image_transport import camera_info_topic
 from ros_helpers import (NAMESPACE, PROBE_K, PROBE_P, NodeProcess, by_stamp, last_diagnostics,
                          run_probe, tiny_checkpoint)  # noqa: F401 (fixture)
 
-DEPTH, INFO, POINTS, COLORED = (f'{NAMESPACE}/{t}' for t in
-                                ('depth', 'depth/camera_info', 'points', 'depth/colored'))
+RELATIVE, METRIC, INFO, POINTS, COLORED, INLIERS = (
+    f'{NAMESPACE}/{t}' for t in ('depth/relative', 'depth/image', 'depth/camera_info', 'points',
+                                 'depth/colored', 'depth/inliers'))
 PHASE = 10  # frames per phase
 RELATIVE_HALF, RELATIVE_FULL, RANGE_FULL, RANGE_HALF_MM = range(4)
 
@@ -31,8 +35,9 @@ def session(tiny_checkpoint, tmp_path_factory):
             'phases': [
                 {'kind': 'good', 'count': PHASE},
                 {'sleep': 0.5},
+                {'graph': 'relative'},
                 {'set_parameters': {'output_scale': 1.0, 'steps': 2}},
-                {'set_parameters': {'depth.encoding': '16UC1'}},  # rejected: relative mode
+                {'set_parameters': {'depth.encoding': 'png'}},  # rejected: not an encoding
                 {'set_parameters': {'depth.min_m': 25.0}},  # rejected: above depth.max_m
                 {'set_parameters': {'variant': 'tiny'}},  # rejected: read-only
                 {'set_parameters': {'steps': 0}},  # rejected: out of range
@@ -40,13 +45,16 @@ def session(tiny_checkpoint, tmp_path_factory):
                 {'sleep': 0.5},
                 {'set_parameters': {'depth.mode': 'range', 'range.near_m': 1.0,
                                     'range.far_m': 4.0, 'cloud.stride': 2}},
+                {'graph': 'range'},
                 {'kind': 'good', 'count': PHASE},
                 {'sleep': 0.5},
                 {'set_parameters': {'depth.encoding': '16UC1', 'output_scale': 0.5,
                                     'cloud.rgb': False}},
                 {'kind': 'good', 'count': PHASE},
             ],
-            'record': [DEPTH, INFO, POINTS, COLORED, '/diagnostics'],
+            'record': [RELATIVE, METRIC, INFO, POINTS, COLORED, '/diagnostics'],
+            'camera_consumers': [RELATIVE, METRIC],
+            'wait_for_outputs': [RELATIVE, INFO, COLORED],  # those of the first depth.mode
         }, work)
     finally:
         returncode = node.stop()
@@ -60,13 +68,22 @@ def _phase(result, topic, index):
     return [received[s] for s in stamps if s in received]
 
 
+def _depth_topic(phase):
+    return RELATIVE if phase < RANGE_FULL else METRIC
+
+
+def _all_depth(result):
+    """Depth messages of both depth topics by stamp."""
+    return {**by_stamp(result['topics'][RELATIVE]), **by_stamp(result['topics'][METRIC])}
+
+
 def test_depth_outputs_match_input_stamps_frames_and_sizes(session):
     result, _, _ = session
-    assert set(by_stamp(result['topics'][DEPTH])) <= {p['stamp'] for p in result['published']}
+    assert set(_all_depth(result)) <= {p['stamp'] for p in result['published']}
     for phase, (w, h, encoding, bytes_per_pixel) in enumerate([
             (320, 240, '32FC1', 4), (640, 480, '32FC1', 4), (640, 480, '32FC1', 4),
             (320, 240, '16UC1', 2)]):
-        outputs = _phase(result, DEPTH, phase)
+        outputs = _phase(result, _depth_topic(phase), phase)
         assert len(outputs) >= PHASE // 2, f'too few depth images in phase {phase}'
         for msg in outputs:
             assert msg['frame_id'] == 'camera_color_optical_frame'
@@ -79,10 +96,44 @@ def test_depth_outputs_match_input_stamps_frames_and_sizes(session):
                 msg['finite_fraction'] > 0.9
 
 
+def test_relative_depth_and_metres_each_on_their_own_topic(session):
+    result, _, _ = session
+    relative, metric = by_stamp(result['topics'][RELATIVE]), by_stamp(result['topics'][METRIC])
+    stamps = [[p['stamp'] for p in result['published'][i * PHASE:(i + 1) * PHASE]]
+              for i in range(4)]
+    assert not any(s in metric for s in stamps[RELATIVE_HALF] + stamps[RELATIVE_FULL])
+    assert not any(s in relative for s in stamps[RANGE_FULL] + stamps[RANGE_HALF_MM])
+
+
+def test_each_mode_advertises_only_what_it_can_publish(session):
+    result, _, _ = session
+    graph = result['graph']
+    outputs = {INFO, COLORED, '/diagnostics'}
+    assert set(graph['relative']) & {RELATIVE, METRIC, POINTS, INLIERS} == {RELATIVE}
+    assert outputs <= set(graph['relative'])
+    assert set(graph['range']) & {RELATIVE, METRIC, POINTS, INLIERS} == {METRIC, POINTS}
+    assert outputs <= set(graph['range'])
+
+
+def test_consumer_finds_camera_info_beside_each_depth_topic(session):
+    """As depth_image_proc does: derive the CameraInfo topic from the image topic
+    (image_transport's getCameraInfoTopic) and pair both by stamp."""
+    result, _, _ = session
+    for topic, phases in ((RELATIVE, (RELATIVE_HALF, RELATIVE_FULL)),
+                          (METRIC, (RANGE_FULL, RANGE_HALF_MM))):
+        consumer = result['camera_consumers'][topic]
+        assert consumer['info_topic'] == camera_info_topic(topic) == INFO
+        images, infos = set(consumer['image_stamps']), set(consumer['info_stamps'])
+        expected = {p['stamp'] for i in phases
+                    for p in result['published'][i * PHASE:(i + 1) * PHASE]}
+        assert len(images & expected) >= PHASE, topic  # reliable, like depth_image_proc
+        assert images <= infos, f'{topic}: images without their CameraInfo'
+
+
 def test_range_mode_depth_is_metres_in_the_configured_range(session):
     result, _, _ = session
     for phase in (RANGE_FULL, RANGE_HALF_MM):
-        for msg in _phase(result, DEPTH, phase):
+        for msg in _phase(result, METRIC, phase):
             # the prediction's 2nd / 98th percentiles are placed at 1 m / 4 m
             p2, p98 = msg['percentiles_2_98']
             assert p2 == pytest.approx(1.0, rel=0.1) and p98 == pytest.approx(4.0, rel=0.1)
@@ -91,7 +142,7 @@ def test_range_mode_depth_is_metres_in_the_configured_range(session):
 
 def test_camera_info_scaled_with_the_depth(session):
     result, _, _ = session
-    depth = by_stamp(result['topics'][DEPTH])
+    depth = _all_depth(result)
     infos = by_stamp(result['topics'][INFO])
     assert set(infos) == set(depth)  # one per depth image, same header
     for stamp, info in infos.items():
@@ -110,7 +161,7 @@ def test_camera_info_scaled_with_the_depth(session):
 
 def test_colored_depth_published_with_the_same_header(session):
     result, _, _ = session
-    depth = by_stamp(result['topics'][DEPTH])
+    depth = _all_depth(result)
     colored = by_stamp(result['topics'][COLORED])
     assert set(colored) == set(depth)
     for stamp, msg in colored.items():
@@ -121,7 +172,7 @@ def test_colored_depth_published_with_the_same_header(session):
 def test_clouds_only_in_metric_mode(session):
     result, _, _ = session
     assert _phase(result, POINTS, RELATIVE_HALF) == _phase(result, POINTS, RELATIVE_FULL) == []
-    depth = by_stamp(result['topics'][DEPTH])
+    depth = _all_depth(result)
     assert {m['stamp'] for m in result['topics'][POINTS]} <= set(depth)
 
 
@@ -151,7 +202,7 @@ def test_run_time_parameters_validated(session):
     outcomes = result['parameter_results']
     assert outcomes[0] == [[True, ''], [True, '']]
     (ok, reason), = outcomes[1]
-    assert not ok and '16UC1' in reason
+    assert not ok and 'depth.encoding' in reason
     (ok, reason), = outcomes[2]
     assert not ok and 'depth.min_m' in reason
     (ok, reason), = outcomes[3]
@@ -166,7 +217,7 @@ def test_diagnostics_and_clean_shutdown(session):
     status = last_diagnostics(result)
     assert status['name'] == 'ppd_ros: depth_node'
     values = status['values']
-    assert int(values['frames processed']) >= len(result['topics'][DEPTH])
+    assert int(values['frames processed']) >= len(_all_depth(result))
     # best effort with history 1: a frame may be lost in transport before the callback sees it
     assert 4 * PHASE - 3 <= int(values['frames received']) <= 4 * PHASE
     for key in ('dit (ms)', 'semantics (ms)', 'cloud (ms)', 'colorize (ms)', 'rate (Hz)',

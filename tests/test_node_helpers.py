@@ -87,7 +87,6 @@ def test_variant_choices_match_the_model_variants():
     ({'depth.mode': 'reference', 'depth.min_m': 5.0, 'depth.max_m': 1.0}, 'depth.min_m'),
     ({'depth.mode': 'range', 'range.near_m': 5.0, 'range.far_m': 2.0}, 'near_m < far_m'),
     ({'depth.mode': 'metres'}, "'depth.mode' is 'metres'"),
-    ({'depth.encoding': '16UC1'}, 'metric'),
     ({'depth.encoding': 'mono16'}, 'depth.encoding'),
     ({'image_transport': 'theora'}, 'image_transport'),
     ({'device': 'gpu0'}, 'device'),

@@ -54,7 +54,7 @@ def test_lazy_node_runs_no_inference_without_subscribers(tiny_checkpoint, tmp_pa
     assert int(values['frames skipped (no subscribers)']) >= 10
     assert 'idle' in status['message']
     assert 'dit (ms)' not in values  # the model never ran
-    assert f'{NAMESPACE}/depth' not in result['topics']
+    assert f'{NAMESPACE}/depth/relative' not in result['topics']
 
 
 def test_malformed_ros_arguments_exit_without_traceback():

@@ -10,7 +10,7 @@ import pytest
 from ros_helpers import (NAMESPACE, NodeProcess, last_diagnostics, run_probe,
                          tiny_checkpoint)  # noqa: F401 (fixture)
 
-DEPTH = f'{NAMESPACE}/depth'
+DEPTH = f'{NAMESPACE}/depth/relative'
 RATE_HZ, DURATION_S = 30.0, 20.0
 
 

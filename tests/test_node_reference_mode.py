@@ -156,7 +156,7 @@ def test_reference_mode_clouds_lie_on_the_true_surfaces_within_2_percent(referen
     harness, holes = reference_run
     colour, _ = views
     clouds = harness.messages('points')
-    depths = {m.stamp: m.data for m in harness.messages('depth')}
+    depths = {m.stamp: m.data for m in harness.messages('depth/image')}
     assert len(clouds) == N_FRAMES and len(depths) == N_FRAMES
     truth = true_points(colour)
     # the reference's holes at colour resolution (reference pixel r covers rows 2r, 2r + 1)
@@ -234,11 +234,11 @@ def test_silent_reference_holds_then_stops_metric_output_and_recovers(views, cap
         harness.close()
     log = capfd.readouterr().err
 
-    metric = harness.stamps('depth') & harness.stamps('points')
+    metric = harness.stamps('depth/image') & harness.stamps('points')
     silent = stamps['silent']
     assert set(stamps['streaming']) <= metric
     assert set(silent[:HOLD]) <= metric  # the last good scale is held ...
-    assert not (set(silent[HOLD:]) & (harness.stamps('depth') | harness.stamps('points')))
+    assert not (set(silent[HOLD:]) & (harness.stamps('depth/image') | harness.stamps('points')))
     assert set(silent) <= harness.stamps('depth/colored')  # ... the node kept processing
     assert set(stamps['recovered']) <= metric and alive
 

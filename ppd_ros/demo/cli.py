@@ -180,7 +180,7 @@ def _write_products(out: Path, stamps_ns, live: dict) -> dict:
     from ppd_ros.demo.recorded_outputs import read_at_stamp, read_depths
     from ppd_ros.evaluation.output_bag import OutputTopics
 
-    topics = OutputTopics.under(NODE_NAMESPACE)
+    topics = OutputTopics.under(NODE_NAMESPACE, metric=True)
     live_bag = out / EVAL_DIR / live['outputs']['bag']
     recorded = read_depths(live_bag, topics.depth, stamps_ns)
     depth_range = _colour_range(read_depths(out / BAG_DIR, GT_TOPIC, stamps_ns))

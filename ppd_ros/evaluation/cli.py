@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument('--output-storage', choices=OUTPUT_STORAGES, default='same',
                          help='storage of the output bag (default: %(default)s)')
     outputs.add_argument('--output-namespace', default='/ppd',
-                         help='offline output bag topics: <ns>/depth, <ns>/depth/camera_info, '
-                              '<ns>/points (default: %(default)s)')
+                         help='offline output bag topics: <ns>/depth/image (metres, with GT) '
+                              'or <ns>/depth/relative, <ns>/depth/camera_info, <ns>/points '
+                              '(default: %(default)s)')
     outputs.add_argument('--fresh', action='store_true',
                          help='discard per-frame results of an earlier run in --out')
     outputs.add_argument('--no-progress', action='store_true', help='no progress bar')
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument('--launch-node', action='store_true',
                       help='spawn depth_node with the model options above and stop it afterwards')
     live.add_argument('--node-namespace', default='/ppd_eval',
-                      help="the node's namespace: its outputs are <ns>/depth, <ns>/points, ... "
+                      help="the node's namespace: its outputs are <ns>/depth/image or "
+                           "<ns>/depth/relative, <ns>/points, ... "
                            '(default: %(default)s)')
     live.add_argument('--node-param', action='append', default=[], metavar='NAME:=VALUE',
                       help='extra parameter for a launched node (repeatable)')

@@ -26,7 +26,7 @@ class InputSpec:
 class OutputSpec:
     out_dir: Path
     storage: str = 'same'           #: output bag storage: same as input, sqlite3 or mcap
-    namespace: str = '/ppd'         #: output bag topics: <ns>/depth, <ns>/depth/camera_info, ...
+    namespace: str = '/ppd'         #: output bag topics: <ns>/depth/image, <ns>/points, ...
     pictures: str = '4'             #: see frame_selection.picture_indices
 
 
@@ -49,7 +49,7 @@ class LiveSettings:
     rate_hz: float = 0.0            #: publish rate; 0 follows the bag's stamps
     sim_time: bool = False          #: publish /clock and keep the bag stamps
     launch_node: bool = False       #: spawn depth_node (and stop it afterwards)
-    node_namespace: str = '/ppd_eval'   #: the node's namespace: outputs <ns>/depth, <ns>/points
+    node_namespace: str = '/ppd_eval'   #: the node's namespace: outputs <ns>/depth/..., <ns>/points
     node_params: tuple[str, ...] = ()   #: extra 'name:=value' for a launched node
     startup_timeout_s: float = 120.0
     settle_s: float = 3.0           #: wait this long after the last publish / output

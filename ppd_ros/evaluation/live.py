@@ -4,7 +4,8 @@
      with --reference-topic also depth_reference:=<that topic> and depth.mode reference]
     publish each selected frame (camera info, [reference depth,] then image; /clock first
         with --sim-time) at --rate Hz or following the bag stamps
-    record <ns>/depth, <ns>/depth/camera_info, <ns>/points until every frame has its depth
+    record <ns>/depth/relative (or, from a metric node, <ns>/depth/image),
+        <ns>/depth/camera_info and <ns>/points until every frame has its depth
         or nothing arrived for --settle seconds
     -> live_frames.csv, live_summary.json, live_bag/, live_metrics.png (+ live_node.log)
 
@@ -219,7 +220,7 @@ def run_live(settings: LiveSettings) -> dict:
     source = open_input(settings.input)
     out = settings.output.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    topics = OutputTopics.under(settings.node_namespace)
+    topics = OutputTopics.under(settings.node_namespace, settings.node_is_metric)
     command = _node_command(settings, source) if settings.launch_node else None
     # the reference is played only to a node in depth.mode reference (still scored otherwise)
     played = (source.topics if settings.node_depth_mode == 'reference'

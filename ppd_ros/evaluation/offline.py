@@ -126,7 +126,7 @@ def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameSto
     metric = source.topics.gt is not None
     storage = resolve_storage(settings.output.storage, source.storage)
     counts = write_output_bag(out / OUTPUT_BAG, storage, (store.load(i) for i in completed),
-                              OutputTopics.under(settings.output.namespace), metric)
+                              OutputTopics.under(settings.output.namespace, metric), metric)
     pictures = []
     (out / PICTURES_DIR).mkdir(exist_ok=True)
     for i in picture_indices(settings.output.pictures, source.selected):

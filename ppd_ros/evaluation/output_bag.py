@@ -1,13 +1,16 @@
-"""Write evaluated frames as a rosbag2 bag: depth, depth/camera_info and points topics.
+"""Write evaluated frames as a rosbag2 bag with depth_node's topic layout.
 
 Every message carries the input image's header stamp and frame id, and is stored at that
-bag time. The meaning of the depth topic is fixed for the whole bag (also recorded in the
-bag's metadata custom_data under 'ppd_ros.eval.depth'):
-  metric   (a GT depth topic was given): 32FC1 metres, the prediction aligned per frame to the
-           GT with the paper's RANSAC fit log(1 + d) = a * pred + b; frames without GT are
-           left out; points (organized, x y z rgb) are written when camera info exists.
-  relative (no GT): 32FC1 PPD relative depth, normalised log(1 + d), larger = farther, NOT
-           metres; no points.
+bag time. What the depth is, is fixed for the whole bag (also recorded in the bag's metadata
+custom_data under 'ppd_ros.eval.depth'), and named like the node's outputs
+(ppd_ros.node.outputs):
+  metric   (a GT depth topic was given): <ns>/depth/image, 32FC1 metres, the prediction
+           aligned per frame to the GT with the paper's RANSAC fit log(1 + d) = a * pred + b;
+           frames without GT are left out; <ns>/points (organized, x y z rgb) are written
+           when camera info exists.
+  relative (no GT): <ns>/depth/relative, 32FC1 PPD relative depth, normalised log(1 + d),
+           larger = farther, NOT metres; no points.
+<ns>/depth/camera_info sits beside the depth (image_transport's sibling rule).
 The bag is written under a temporary name and renamed when complete.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ppd_ros.bag.writer import BagWriter
 from ppd_ros.evaluation.frame_results import FrameResult
 from ppd_ros.geometry.camera_model import camera_from_info_fields
 from ppd_ros.geometry.unproject import unproject
+from ppd_ros.node.outputs import CAMERA_INFO, POINTS, depth_topic
 from ppd_ros.pipeline.depth_pipeline import resize_nearest
 
 METRIC_MEANING = ("32FC1 metres: PPD relative depth aligned per frame to the GT depth with the "
@@ -32,14 +36,16 @@ RELATIVE_MEANING = ('32FC1 PPD relative depth (normalised log(1 + d), larger = f
 
 @dataclass(frozen=True)
 class OutputTopics:
-    depth: str
+    depth: str          #: <ns>/depth/image (metres) or <ns>/depth/relative
     camera_info: str
     points: str
 
     @classmethod
-    def under(cls, namespace: str) -> OutputTopics:
+    def under(cls, namespace: str, metric: bool) -> OutputTopics:
+        """depth_node's topics in `namespace`; `metric` picks the depth topic."""
         ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
-        return cls(f'{ns}/depth', f'{ns}/depth/camera_info', f'{ns}/points')
+        depth = depth_topic('range' if metric else 'relative')
+        return cls(f'{ns}/{depth}', f'{ns}/{CAMERA_INFO}', f'{ns}/{POINTS}')
 
 
 def write_output_bag(path: Path, storage: str, results: Iterable[FrameResult],

@@ -24,7 +24,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from ppd_ros.geometry.camera_model import CameraModelError, camera_from_info_fields
@@ -37,6 +37,9 @@ from ppd_ros.node.frame_statistics import FrameStatistics
 from ppd_ros.node.heap_retention import retain_freed_memory
 from ppd_ros.node.latest_frame_slot import LatestFrameSlot
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
+from ppd_ros.node.output_publishers import OutputPublishers
+from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DIAGNOSTICS, OUTPUTS, POINTS,
+                                  FrameProducts)
 from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
 from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
@@ -112,14 +115,9 @@ class DepthNode(Node):
         self._slot = LatestFrameSlot()
         self._camera_info: CameraInfo | None = None
 
-        self._depth_pub = self.create_publisher(Image, 'depth', 1)
-        self._info_pub = self.create_publisher(CameraInfo, 'depth/camera_info', 1)
-        self._points_pub = self.create_publisher(PointCloud2, 'points', 1)
-        self._colored_pub = self.create_publisher(Image, 'depth/colored', 1)
-        self._inliers_pub = self.create_publisher(Image, 'depth/inliers', 1)
-        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._outputs = (self._depth_pub, self._info_pub, self._points_pub, self._colored_pub,
-                         self._inliers_pub)
+        self._outputs = OutputPublishers(self)
+        self._outputs.sync(s)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
         reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == 'reliable'
                        else ReliabilityPolicy.BEST_EFFORT)
@@ -145,7 +143,7 @@ class DepthNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"ready: model {_describe(predictor)}, depth.mode '{s.depth_mode}', listening on "
-            f"{self._image_sub.topic_name}")
+            f"{self._image_sub.topic_name}; outputs: {', '.join(self._outputs.topics())}")
 
     # --- callbacks (executor thread): cheap, never wait for the model ---
 
@@ -183,6 +181,11 @@ class DepthNode(Node):
             scaler = metric_scaler_for_mode(settings.depth_mode, settings.scale)
         self._subscribe_reference_if_needed(settings)
         self._config = (settings, scaler)
+        before = self._outputs.topics()
+        self._outputs.sync(settings)
+        if self._outputs.topics() != before:
+            self.get_logger().info(f"depth.mode '{settings.depth_mode}': outputs now "
+                                   f"{', '.join(self._outputs.topics())}")
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
@@ -231,11 +234,10 @@ class DepthNode(Node):
 
     def _idle(self, s: DepthNodeSettings) -> bool:
         """Lazy mode with nobody subscribed to any output: skip inference."""
-        return s.lazy and not any(p.get_subscription_count() for p in self._outputs)
+        return s.lazy and not self._outputs.any_subscribed()
 
-    @staticmethod
-    def _wanted(publisher, s: DepthNodeSettings) -> bool:
-        return not s.lazy or publisher.get_subscription_count() > 0
+    def _wanted(self, topic: str, s: DepthNodeSettings) -> bool:
+        return self._outputs.wanted(topic, s.lazy)
 
     def _decode(self, msg) -> np.ndarray:
         if isinstance(msg, CompressedImage):
@@ -296,8 +298,8 @@ class DepthNode(Node):
         camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0])
         options = PipelineOptions(
             steps=s.steps, seed=None if s.seed < 0 else s.seed, output_scale=s.output_scale,
-            cloud=self._wanted(self._points_pub, s), cloud_stride=s.cloud_stride,
-            cloud_rgb=s.cloud_rgb, colorize=s.colorize and self._wanted(self._colored_pub, s))
+            cloud=self._wanted(POINTS, s), cloud_stride=s.cloud_stride,
+            cloud_rgb=s.cloud_rgb, colorize=self._wanted(DEPTH_COLORED, s))
         decode_s = time.perf_counter() - start
         clock = time.perf_counter()
         self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s)
@@ -305,25 +307,13 @@ class DepthNode(Node):
         result = self._pipeline.process(rgb, camera, options, scaler)
 
         clock = time.perf_counter()
-        header = Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id)
         if scaler is not None and result.metres is None:
             self._warn('no_scale', f"depth.mode '{s.depth_mode}': {scaler.status.reason}; "
                        'publishing no metric depth and no points')
-        else:
-            if scaler is not None and scaler.status.held_for > 0:
-                self._warn('scale_held', f"depth.mode '{s.depth_mode}': {scaler.status.reason}")
-            if self._wanted(self._depth_pub, s):
-                self._depth_pub.publish(build.depth_image_message(header, result.depth,
-                                                                  s.depth_encoding))
-            if result.camera is not None and self._wanted(self._info_pub, s):
-                self._info_pub.publish(build.camera_info_message(header, result.camera, info))
-            if result.cloud is not None:
-                self._points_pub.publish(build.pointcloud_message(header, result.cloud))
-            if (isinstance(scaler, ReferenceScaler) and s.reference_publish_inliers
-                    and self._wanted(self._inliers_pub, s)):
-                self._publish_inliers(header, scaler.inlier_mask(result.relative))
-        if result.colored is not None:
-            self._colored_pub.publish(build.color_image_message(header, result.colored, 'bgr8'))
+        elif scaler is not None and scaler.status.held_for > 0:
+            self._warn('scale_held', f"depth.mode '{s.depth_mode}': {scaler.status.reason}")
+        self._publish(Header(stamp=msg.header.stamp, frame_id=msg.header.frame_id),
+                      FrameProducts(result, s, scaler), info)
         publish_s = time.perf_counter() - clock
 
         latency = (self.get_clock().now() - Time.from_msg(msg.header.stamp)).nanoseconds * 1e-9
@@ -333,16 +323,31 @@ class DepthNode(Node):
             stages['reference pairing'] = pairing_s
         self._stats.frame_processed(stages, latency, problem)
 
-    def _publish_inliers(self, header: Header, mask: np.ndarray | None) -> None:
-        if mask is not None:
-            self._inliers_pub.publish(build.image_message(header, mask.shape[0], mask.shape[1],
-                                                          'mono8', mask.shape[1], mask))
+    def _publish(self, header: Header, products: FrameProducts,
+                 info: CameraInfo | None) -> None:
+        """Every image output the frame has (see ppd_ros.node.outputs), with the CameraInfo
+        beside them; the cloud; colourised depth last."""
+        s, frame = products.settings, products.frame
+        images = []
+        for output in OUTPUTS:
+            if output.image is not None and self._wanted(output.topic, s):
+                data = output.image(products)
+                if data is not None:
+                    images.append((output.topic, build.image_data_message(header, data)))
+        if images and frame.camera is not None and self._wanted(CAMERA_INFO, s):
+            self._outputs.publish(CAMERA_INFO,
+                                  build.camera_info_message(header, frame.camera, info))
+        if frame.cloud is not None:
+            self._outputs.publish(POINTS, build.pointcloud_message(header, frame.cloud))
+        for topic, image in images:
+            self._outputs.publish(topic, image)
 
     def destroy_node(self) -> None:
         self._slot.close()
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
         self._pipeline.close()
+        self._outputs.close()
         super().destroy_node()
 
 

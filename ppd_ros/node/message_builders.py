@@ -19,7 +19,8 @@ from std_msgs.msg import Header
 from ppd_ros.geometry.camera_model import PinholeCamera
 from ppd_ros.geometry.pointcloud_layout import PackedCloud
 from ppd_ros.messages.image_encoding import (  # noqa: F401 (new_image_buffer re-exported)
-    depth_m_to_array, new_image_buffer, owning_payload, rgb_to_array)
+    DEPTH_ENCODINGS, depth_m_to_array, new_image_buffer, owning_payload, rgb_to_array)
+from ppd_ros.node.outputs import ImageData
 
 
 def uint8_array(payload) -> array.array:
@@ -47,6 +48,19 @@ def color_image_message(header: Header, rgb: np.ndarray, encoding: str = 'bgr8')
     """H x W x 3 uint8 RGB as bgr8 or rgb8 (converted straight into the message payload)."""
     step, payload = rgb_to_array(rgb, encoding)
     return image_message(header, rgb.shape[0], rgb.shape[1], encoding, step, payload)
+
+
+def image_data_message(header: Header, data: ImageData) -> Image:
+    """An image output (ppd_ros.node.outputs.ImageData) as a message in its encoding."""
+    if data.encoding in DEPTH_ENCODINGS:
+        return depth_image_message(header, data.array, data.encoding)
+    if data.encoding in ('rgb8', 'bgr8'):
+        return color_image_message(header, data.array, data.encoding)
+    if data.encoding == 'mono8' and data.array.ndim == 2 and data.array.dtype == np.uint8:
+        height, width = data.array.shape
+        return image_message(header, height, width, 'mono8', width, data.array)
+    raise ValueError(f'cannot publish a {data.array.dtype} {data.array.shape} array as '
+                     f'{data.encoding}')
 
 
 def bgr_image_message(header: Header, bgr: np.ndarray) -> Image:

@@ -96,13 +96,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'the input image (depth/camera_info is scaled to match).',
                   float_range=(0.05, 1.0)),
     ParameterSpec('depth.mode', 'relative',
-                  "relative: 'depth' carries PPD's relative depth (normalised log(1 + d), "
-                  "larger = farther, NOT metres) and no cloud is published. range: metres "
-                  "from the assumed scene range range.near_m .. range.far_m, with clouds. "
-                  "reference: metres from a robust per-frame fit to the metric depth image "
-                  "on 'depth_reference' (paired by stamp), with clouds.", choices=DEPTH_MODES),
-    ParameterSpec('depth.encoding', '32FC1', "32FC1 (NaN invalid) or 16UC1 millimetres "
-                  "(0 invalid; metric modes only).", choices=tuple(DEPTH_ENCODINGS)),
+                  "relative: PPD's relative depth (normalised log(1 + d), larger = farther, "
+                  "NOT metres) on 'depth/relative'; no 'depth/image', no cloud. range: metres "
+                  "on 'depth/image' from the assumed scene range range.near_m .. range.far_m, "
+                  "with clouds. reference: metres on 'depth/image' from a robust per-frame fit "
+                  "to the metric depth image on 'depth_reference' (paired by stamp), with "
+                  "clouds. Outputs a mode cannot fill are not advertised.", choices=DEPTH_MODES),
+    ParameterSpec('depth.encoding', '32FC1', "Encoding of the metric 'depth/image': 32FC1 "
+                  "metres (NaN invalid) or 16UC1 millimetres (0 invalid). 'depth/relative' is "
+                  "always 32FC1.", choices=tuple(DEPTH_ENCODINGS)),
     ParameterSpec('depth.min_m', 0.1, 'Metric modes: metric depth below this is published as '
                   'invalid (and gives no point); reference pixels below it are not fitted.',
                   float_range=(0.0, 1000.0)),
@@ -227,6 +229,4 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
         metric_scaler_for_mode(values['depth.mode'], ScaleSettings.from_parameters(values))
     except DepthModeError as err:
         return str(err)
-    if values['depth.encoding'] == '16UC1' and values['depth.mode'] == 'relative':
-        return "depth.encoding 16UC1 (millimetres) needs a metric depth.mode, not 'relative'"
     return None
