@@ -37,11 +37,15 @@ PROBE_P = [525.0, 0.0, 319.5, -26.25, 0.0, 530.0, 239.5, 0.0, 0.0, 0.0, 1.0, 0.0
 
 # ----------------------------------------------------------------------------- test side
 
-def ros_env(**extra: str) -> dict[str, str]:
+def ros_env(profile: bool = True, **extra: str) -> dict[str, str]:
+    """Environment of a test's ROS process; `profile=False`: no Fast DDS profile at all."""
     env = dict(os.environ)
-    env.update(FASTDDS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE),
-               FASTRTPS_DEFAULT_PROFILES_FILE=str(FASTDDS_PROFILE),
-               PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
+    env.update(PYTHONUNBUFFERED='1', RCUTILS_COLORIZED_OUTPUT='0')
+    for name in ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'):
+        if profile:
+            env[name] = str(FASTDDS_PROFILE)
+        else:
+            env.pop(name, None)
     env.pop('ROS_PYTHON_CHECK_FIELDS', None)
     env.update(extra)
     return env
@@ -67,7 +71,8 @@ class NodeProcess:
     """depth_node in a subprocess (python -m ppd_ros.node.depth_node --ros-args ...)."""
 
     def __init__(self, log_path: Path, params: dict | None = None, remaps: dict | None = None,
-                 params_file: Path | None = PARAMS_FILE, namespace: str = NAMESPACE):
+                 params_file: Path | None = PARAMS_FILE, namespace: str = NAMESPACE,
+                 profile: bool = True):
         args = [sys.executable, '-m', 'ppd_ros.node.depth_node', '--ros-args',
                 '-r', f'__ns:={namespace}']
         if params_file is not None:
@@ -80,7 +85,7 @@ class NodeProcess:
             args += ['-p', f'{name}:={_param_text(value)}']
         self.log_path = log_path
         self._log = open(log_path, 'w')
-        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=ros_env(), stdout=self._log,
+        self.proc = subprocess.Popen(args, cwd=REPO_ROOT, env=ros_env(profile), stdout=self._log,
                                      stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -122,12 +127,12 @@ def _param_text(value) -> str:
     return str(value)
 
 
-def run_probe(plan: dict, workdir: Path, timeout: float = 120.0) -> dict:
+def run_probe(plan: dict, workdir: Path, timeout: float = 120.0, profile: bool = True) -> dict:
     """Run the probe process with `plan`; returns its recorded result."""
     plan_path, result_path = workdir / 'probe_plan.json', workdir / 'probe_result.json'
     plan_path.write_text(json.dumps(plan))
     proc = subprocess.run([sys.executable, __file__, str(plan_path), str(result_path)],
-                          cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True,
+                          cwd=REPO_ROOT, env=ros_env(profile), capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, f'probe failed:\n{proc.stdout}\n{proc.stderr}'
     return json.loads(result_path.read_text())
@@ -266,26 +271,33 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                         'values': {kv.key: kv.value for kv in status.values}})
 
     big_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+    # 'default': what a plain rclpy publisher / subscriber gets with a history depth of 10
+    qos_by_name = {'best_effort': big_qos, 'default': 10}
+    record_qos = qos_by_name[plan.get('record_qos', 'best_effort')]
+    publisher_qos = qos_by_name[plan.get('publisher_qos', 'best_effort')]
     subs = []
     for topic in record:
         if topic == '/diagnostics':
             subs.append(node.create_subscription(DiagnosticArray, topic, on_diagnostics, 10))
         elif topic.endswith('camera_info'):
-            subs.append(node.create_subscription(CameraInfo, topic, on_info(topic), big_qos))
+            subs.append(node.create_subscription(CameraInfo, topic, on_info(topic), record_qos))
         elif topic.endswith('points'):
-            subs.append(node.create_subscription(PointCloud2, topic, on_points(topic), big_qos))
+            subs.append(node.create_subscription(PointCloud2, topic, on_points(topic),
+                                                 record_qos))
         else:
-            subs.append(node.create_subscription(Image, topic, on_image(topic), big_qos))
+            subs.append(node.create_subscription(Image, topic, on_image(topic), record_qos))
 
     for topic in plan.get('camera_consumers', []):
         camera_consumer(topic)
 
     image_topic = plan.get('image_topic', IMAGE_TOPIC)
     if compressed:
-        image_pub = node.create_publisher(CompressedImage, image_topic + '/compressed', big_qos)
+        image_pub = node.create_publisher(CompressedImage, image_topic + '/compressed',
+                                          publisher_qos)
     else:
-        image_pub = node.create_publisher(Image, image_topic, big_qos)
-    info_pub = node.create_publisher(CameraInfo, plan.get('info_topic', INFO_TOPIC), big_qos)
+        image_pub = node.create_publisher(Image, image_topic, publisher_qos)
+    info_pub = node.create_publisher(CameraInfo, plan.get('info_topic', INFO_TOPIC),
+                                     publisher_qos)
     param_client = node.create_client(SetParameters,
                                       plan.get('node', NODE_FQN) + '/set_parameters')
 
@@ -384,7 +396,7 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                         colours, rgb[::stride, ::stride]))
 
     result = {'published': [], 'parameter_results': [], 'topics': recorded, 'graph': {},
-              'camera_consumers': consumers}
+              'camera_consumers': consumers, 'marks': {}, 'matched_after_s': {}}
     try:
         wait_for(lambda: image_pub.get_subscription_count() > 0, 60.0, 'the node to subscribe')
         for topic in plan.get('wait_for_outputs', record):
@@ -406,6 +418,22 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                 continue
             if 'graph' in phase:
                 result['graph'][phase['graph']] = advertised_topics()
+                next_time = time.monotonic()
+                continue
+            if 'image_publisher' in phase:  # a new camera publisher with other QoS
+                node.destroy_publisher(image_pub)
+                image_pub = node.create_publisher(Image, image_topic,
+                                                  qos_by_name[phase['image_publisher']])
+                start = time.monotonic()
+                wait_for(lambda: image_pub.get_subscription_count() > 0, 20.0,
+                         'the node to match the new publisher')
+                result['matched_after_s'][phase['image_publisher']] = time.monotonic() - start
+                next_time = time.monotonic()
+                continue
+            if 'mark' in phase:  # the node's counters once its next diagnostics are out
+                time.sleep(plan.get('mark_wait_s', 1.5))
+                with lock:
+                    result['marks'][phase['mark']] = recorded['/diagnostics'][-1]['values']
                 next_time = time.monotonic()
                 continue
             if 'sleep' in phase:

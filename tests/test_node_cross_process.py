@@ -225,3 +225,4 @@ def test_diagnostics_and_clean_shutdown(session):
         assert key in values
     assert returncode == 0
     assert 'Traceback' not in output and '[ERROR]' not in output
+    assert 'large-message profile' not in output  # the profile is set: no warning

@@ -1,7 +1,8 @@
 """Environment for ROS 2 processes that exchange large messages (depth images, clouds).
 
-Fast DDS needs the shared-memory profile config/fastdds_large_messages.xml in every process
-of the exchange (see config/depth.yaml). A profile the user already set is kept.
+Publishers of large messages over Fast DDS need the shared-memory profile
+config/fastdds_large_messages.xml (ppd_ros.ros_conventions.fastdds_profile); both variable
+names are set, so every Fast DDS version finds it. A profile the user already set is kept.
 """
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import os
 from collections.abc import Iterator, Mapping
 
 from ppd_ros.pipeline.package_paths import resolve_package_path
-
-PROFILE = 'config/fastdds_large_messages.xml'
-PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+from ppd_ros.ros_conventions.fastdds_profile import PROFILE, PROFILE_VARIABLES
 
 
 def large_message_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ the worker pairs each frame with the nearest one and feeds it to the ReferenceSc
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -22,7 +23,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -36,6 +36,7 @@ from ppd_ros.node.diagnostics import depth_node_status
 from ppd_ros.node.frame_statistics import FrameStatistics
 from ppd_ros.node.heap_retention import retain_freed_memory
 from ppd_ros.node.latest_frame_slot import LatestFrameSlot
+from ppd_ros.node.matched_subscription import MatchedSubscription
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
 from ppd_ros.node.output_publishers import OutputPublishers
 from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DIAGNOSTICS, OUTPUTS, POINTS,
@@ -44,10 +45,15 @@ from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
 from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
 from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
+from ppd_ros.pipeline.package_paths import resolve_package_path
 from ppd_ros.pipeline.reference_pairing import ReferencePairing
+from ppd_ros.ros_conventions.fastdds_profile import (PROFILE, fastdds_major_version,
+                                                     loaded_libraries, profile_problem)
 
 NODE_NAME = 'depth_node'
 ERROR_PERIOD_S = 5.0
+#: depth_reference images kept by the middleware until the callback takes them.
+REFERENCE_QOS_DEPTH = 5
 
 
 class StartupError(RuntimeError):
@@ -119,21 +125,13 @@ class DepthNode(Node):
         self._outputs.sync(s)
         self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
 
-        reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == 'reliable'
-                       else ReliabilityPolicy.BEST_EFFORT)
-        image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth,
-                               reliability=reliability)
-        info_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
-        if s.image_transport == 'compressed':
-            self._image_sub = self.create_subscription(CompressedImage, 'image/compressed',
-                                                       self._on_image, image_qos)
-        else:
-            self._image_sub = self.create_subscription(Image, 'image', self._on_image, image_qos)
-        self._info_sub = self.create_subscription(CameraInfo, 'camera_info', self._on_camera_info,
-                                                  info_qos)
-        self._reference_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
-                                         reliability=reliability)
-        self._reference_sub = None  # created when depth.mode is (or becomes) 'reference'
+        image_type, image_topic = ((CompressedImage, 'image/compressed')
+                                   if s.image_transport == 'compressed' else (Image, 'image'))
+        self._image_sub = MatchedSubscription(self, image_type, image_topic, self._on_image,
+                                              s.qos_depth, s.qos_reliability)
+        self._info_sub = MatchedSubscription(self, CameraInfo, 'camera_info',
+                                             self._on_camera_info, 1, s.qos_reliability)
+        self._reference_sub = None  # exists while depth.mode is 'reference'
         self._references = ReferencePairing(s.reference_queue_size)
         self._subscribe_reference_if_needed(s)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -141,9 +139,19 @@ class DepthNode(Node):
         self._worker = threading.Thread(target=self._run_worker, name='ppd_inference',
                                         daemon=True)
         self._worker.start()
+        self._warn_without_large_message_profile()
         self.get_logger().info(
             f"ready: model {_describe(predictor)}, depth.mode '{s.depth_mode}', listening on "
             f"{self._image_sub.topic_name}; outputs: {', '.join(self._outputs.topics())}")
+
+    def _warn_without_large_message_profile(self) -> None:
+        """One warning at start when Fast DDS runs without a large-message profile."""
+        profile = resolve_package_path(PROFILE)
+        problem = profile_problem(rclpy.get_rmw_implementation_identifier(), os.environ,
+                                  fastdds_major_version(loaded_libraries()),
+                                  str(profile) if profile else None)
+        if problem:
+            self.get_logger().warning(problem)
 
     # --- callbacks (executor thread): cheap, never wait for the model ---
 
@@ -164,9 +172,13 @@ class DepthNode(Node):
 
     def _subscribe_reference_if_needed(self, s: DepthNodeSettings) -> None:
         if s.depth_mode == 'reference' and self._reference_sub is None:
-            self._reference_sub = self.create_subscription(
-                Image, 'depth_reference', self._on_reference, self._reference_qos)
+            self._reference_sub = MatchedSubscription(
+                self, Image, 'depth_reference', self._on_reference, REFERENCE_QOS_DEPTH,
+                s.qos_reliability)
             self._references.name = self._reference_sub.topic_name
+        elif s.depth_mode != 'reference' and self._reference_sub is not None:
+            self._reference_sub.destroy()
+            self._reference_sub = None
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = dict(self._values)

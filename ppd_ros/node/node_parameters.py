@@ -16,6 +16,7 @@ from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSe
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, PRECISION_CHOICES,
                                                 VARIANT_CHOICES, check_network_area_setting)
+from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
                   "sensor_msgs/CompressedImage (jpeg/png) on 'image/compressed'.",
                   read_only=True, choices=('raw', 'compressed')),
-    ParameterSpec('qos.reliability', 'best_effort',
-                  'Reliability of the image and camera_info subscriptions.', read_only=True,
-                  choices=('best_effort', 'reliable')),
+    ParameterSpec('qos.reliability', 'auto',
+                  'Reliability of the image, camera_info and depth_reference subscriptions. '
+                  'auto: reliable, or best_effort while a publisher of the topic offers only '
+                  'best effort (re-checked as publishers come and go); a reliable reader '
+                  'gets every frame of a reliable camera even without a Fast DDS profile.',
+                  read_only=True, choices=RELIABILITY_CHOICES),
     ParameterSpec('qos.depth', 1, 'History depth of the image subscription; 1 keeps only the '
                   'newest frame.', read_only=True, int_range=(1, 100)),
     ParameterSpec('diagnostics_period', 1.0, 'Seconds between /diagnostics messages.',
