@@ -226,3 +226,11 @@ def test_diagnostics_and_clean_shutdown(session):
     assert returncode == 0
     assert 'Traceback' not in output and '[ERROR]' not in output
     assert 'large-message profile' not in output  # the profile is set: no warning
+
+
+def test_one_warning_for_a_distorted_camera_info_on_a_raw_image(session):
+    _, output, _ = session
+    lines = [line for line in output.splitlines() if 'non-zero distortion' in line]
+    assert len(lines) == 1, output  # once, although every frame's CameraInfo has D != 0
+    assert '[WARN]' in lines[0] and "'/camera/color/image_raw' as a rectified image" in lines[0]
+    assert 'D = [0.01, -0.02, 0, 0, 0]' in lines[0]

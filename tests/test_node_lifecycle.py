@@ -61,3 +61,22 @@ def test_malformed_ros_arguments_exit_without_traceback():
     proc = _run_node_expecting_exit('-p', 'checkpoint:=')
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr and 'cannot initialise ROS' in proc.stderr
+
+
+def test_help_prints_usage_and_exits_without_starting_the_node():
+    proc = subprocess.run([sys.executable, '-m', 'ppd_ros.node.depth_node', '--help'],
+                          cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stderr == ''
+    assert proc.stdout.startswith('usage: depth_node')
+    for text in ('--lifecycle', '--ros-args', 'depth/image', 'depth/relative', 'qos.reliability'):
+        assert text in proc.stdout
+    assert 'ready:' not in proc.stdout
+
+
+def test_unknown_option_is_one_line_and_exit_status_2():
+    proc = subprocess.run([sys.executable, '-m', 'ppd_ros.node.depth_node', '--bogus'],
+                          cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr.count('\n') == 1 and '--bogus' in proc.stderr

@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from ppd_ros.ros_conventions.camera_info import distortion_warning
 from ppd_ros.ros_conventions.fastdds_profile import (fastdds_major_version, profile_problem,
                                                      profile_variable)
 from ppd_ros.ros_conventions.qos_matching import matching_reliability
@@ -66,3 +67,15 @@ def test_profile_problem_names_the_variable_and_the_file(tmp_path):
     # version unknown: both names, either works
     problem = profile_problem(FAST_DDS, {}, None, shipped)
     assert f'{FASTDDS}={shipped}' in problem and f'{FASTRTPS}={shipped}' in problem
+
+
+def test_distortion_warning_only_for_non_zero_d_on_an_image_not_named_rectified():
+    raw, info = '/camera/color/image_raw', '/camera/color/camera_info'
+    warning = distortion_warning(raw, info, 'plumb_bob', [0.1, -0.2, 0.0, 0.0, 0.0])
+    assert "CameraInfo on '/camera/color/camera_info' has non-zero distortion" in warning
+    assert 'plumb_bob, D = [0.1, -0.2, 0, 0, 0]' in warning and 'image_rect' in warning
+    assert distortion_warning(raw, info, 'plumb_bob', [0.0] * 5) is None
+    assert distortion_warning(raw, info, '', []) is None
+    # raw and rectified images share one CameraInfo (D describes the raw image)
+    assert distortion_warning('/camera/color/image_rect', info, 'plumb_bob', [0.1]) is None
+    assert distortion_warning('/camera/image_rect_color', info, 'plumb_bob', [0.1]) is None

@@ -12,8 +12,10 @@ the worker pairs each frame with the nearest one and feeds it to the ReferenceSc
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import textwrap
 import threading
 import time
 
@@ -22,6 +24,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -44,9 +47,10 @@ from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DIAGNOSTICS, OUTPU
 from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
 from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
-from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
 from ppd_ros.pipeline.package_paths import resolve_package_path
+from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
 from ppd_ros.pipeline.reference_pairing import ReferencePairing
+from ppd_ros.ros_conventions.camera_info import distortion_warning
 from ppd_ros.ros_conventions.fastdds_profile import (PROFILE, fastdds_major_version,
                                                      loaded_libraries, profile_problem)
 
@@ -81,8 +85,16 @@ def _describe(predictor) -> str:
             f"{getattr(predictor, 'device', 'an unknown device')}")
 
 
-class DepthNode(Node):
+class DepthNodeCore:
     """Parameters, topics and threading of depth_node; the work is in DepthPipeline.
+
+    The one implementation of the node, mixed into a plain rclpy Node (DepthNode) and a
+    managed one (ManagedDepthNode), in these steps:
+      _declare     parameters (validated; they may change at run time from here on)
+      _configure   load and check the model, advertise the outputs, start the worker
+      _activate    subscribe to the inputs, publish, report /diagnostics
+      _deactivate  unsubscribe and stop publishing (the model stays loaded)
+      _cleanup     stop the worker, release the model and the outputs
 
     predictor: use this object instead of loading the model from the checkpoint parameters
     (an in-process test double, or a predictor shared with other code). It needs
@@ -90,8 +102,12 @@ class DepthNode(Node):
     depth) and `timings` (dict of seconds), like ppd_ros.model.DepthPredictor.
     """
 
-    def __init__(self, predictor=None, **kwargs):
-        super().__init__(NODE_NAME, **kwargs)
+    _outputs: OutputPublishers | None = None
+    _pipeline: DepthPipeline | None = None
+    _worker: threading.Thread | None = None
+    _image_sub = _info_sub = _reference_sub = _diag_pub = _diag_timer = None
+
+    def _declare(self) -> None:
         try:
             for spec in PARAMETERS:
                 self.declare_parameter(spec.name, spec.default, spec.descriptor())
@@ -103,10 +119,19 @@ class DepthNode(Node):
             raise StartupError(problem)
         self._values = values
         s = DepthNodeSettings.from_values(values)
-        if s.retain_heap and not retain_freed_memory():
-            self.get_logger().info('retain_heap: no glibc mallopt here; malloc left as it is')
         # settings and the scaler they imply are replaced together, so a frame never mixes them
         self._config = (s, metric_scaler_for_mode(s.depth_mode, s.scale))
+        self._log = ThrottledLog(ERROR_PERIOD_S)
+        self._image_topic = self.resolve_topic_name(
+            'image/compressed' if s.image_transport == 'compressed' else 'image')
+        self._info_topic = self.resolve_topic_name('camera_info')
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._warn_without_large_message_profile()
+
+    def _configure(self, predictor=None) -> None:
+        s = self._config[0]
+        if s.retain_heap and not retain_freed_memory():
+            self.get_logger().info('retain_heap: no glibc mallopt here; malloc left as it is')
         if predictor is None:
             try:
                 predictor = load_predictor_from_paths(
@@ -115,34 +140,59 @@ class DepthNode(Node):
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
         self._pipeline = DepthPipeline(predictor)
-
         self._stats = FrameStatistics()
-        self._log = ThrottledLog(ERROR_PERIOD_S)
         self._slot = LatestFrameSlot()
         self._camera_info: CameraInfo | None = None
-
+        self._distortion_checked = False
+        self._references = ReferencePairing(s.reference_queue_size)
         self._outputs = OutputPublishers(self)
         self._outputs.sync(s)
-        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
-
-        image_type, image_topic = ((CompressedImage, 'image/compressed')
-                                   if s.image_transport == 'compressed' else (Image, 'image'))
-        self._image_sub = MatchedSubscription(self, image_type, image_topic, self._on_image,
-                                              s.qos_depth, s.qos_reliability)
-        self._info_sub = MatchedSubscription(self, CameraInfo, 'camera_info',
-                                             self._on_camera_info, 1, s.qos_reliability)
-        self._reference_sub = None  # exists while depth.mode is 'reference'
-        self._references = ReferencePairing(s.reference_queue_size)
-        self._subscribe_reference_if_needed(s)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._run_worker, name='ppd_inference',
                                         daemon=True)
         self._worker.start()
-        self._warn_without_large_message_profile()
-        self.get_logger().info(
-            f"ready: model {_describe(predictor)}, depth.mode '{s.depth_mode}', listening on "
-            f"{self._image_sub.topic_name}; outputs: {', '.join(self._outputs.topics())}")
+
+    def _activate(self) -> None:
+        s = self._config[0]
+        image_type = CompressedImage if s.image_transport == 'compressed' else Image
+        self._image_sub = MatchedSubscription(self, image_type, self._image_topic,
+                                              self._on_image, s.qos_depth, s.qos_reliability)
+        self._info_sub = MatchedSubscription(self, CameraInfo, self._info_topic,
+                                             self._on_camera_info, 1, s.qos_reliability)
+        self._subscribe_reference_if_needed(s)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS, 10)
+        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        self._outputs.set_active(True)
+
+    def _deactivate(self) -> None:
+        if self._outputs is not None:
+            self._outputs.set_active(False)
+        for subscription in (self._image_sub, self._info_sub, self._reference_sub):
+            if subscription is not None:
+                subscription.destroy()
+        self._image_sub = self._info_sub = self._reference_sub = None
+        if self._diag_timer is not None:
+            self.destroy_timer(self._diag_timer)
+            self.destroy_publisher(self._diag_pub)
+        self._diag_timer = self._diag_pub = None
+        if self._worker is not None:
+            self._slot.take(timeout=0.0)  # a frame still waiting for the model is dropped
+
+    def _cleanup(self) -> None:
+        if self._worker is not None:
+            self._slot.close()
+            if self._worker.is_alive():
+                self._worker.join(timeout=10.0)
+        if self._pipeline is not None:
+            self._pipeline.close()
+        if self._outputs is not None:
+            self._outputs.close()
+        self._worker = self._pipeline = self._outputs = None
+
+    def _describe_running(self) -> str:
+        s = self._config[0]
+        return (f"model {_describe(self._pipeline.predictor)}, depth.mode '{s.depth_mode}', "
+                f"listening on {self._image_topic}; outputs: "
+                f"{', '.join(self._outputs.topics())}")
 
     def _warn_without_large_message_profile(self) -> None:
         """One warning at start when Fast DDS runs without a large-message profile."""
@@ -165,12 +215,20 @@ class DepthNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
+        if not self._distortion_checked:  # one warning for the whole run
+            self._distortion_checked = True
+            warning = distortion_warning(self._image_topic, self._info_topic,
+                                         msg.distortion_model, msg.d)
+            if warning:
+                self.get_logger().warning(warning)
 
     def _on_reference(self, msg: Image) -> None:
         if self._config[0].depth_mode == 'reference':
             self._references.add(_stamp_ns(msg.header), msg)
 
     def _subscribe_reference_if_needed(self, s: DepthNodeSettings) -> None:
+        if self._image_sub is None:
+            return  # inputs exist only while active (_activate subscribes to the image first)
         if s.depth_mode == 'reference' and self._reference_sub is None:
             self._reference_sub = MatchedSubscription(
                 self, Image, 'depth_reference', self._on_reference, REFERENCE_QOS_DEPTH,
@@ -191,13 +249,14 @@ class DepthNode(Node):
         current, scaler = self._config
         if (settings.depth_mode, settings.scale) != (current.depth_mode, current.scale):
             scaler = metric_scaler_for_mode(settings.depth_mode, settings.scale)
-        self._subscribe_reference_if_needed(settings)
         self._config = (settings, scaler)
-        before = self._outputs.topics()
-        self._outputs.sync(settings)
-        if self._outputs.topics() != before:
-            self.get_logger().info(f"depth.mode '{settings.depth_mode}': outputs now "
-                                   f"{', '.join(self._outputs.topics())}")
+        self._subscribe_reference_if_needed(settings)
+        if self._outputs is not None:
+            before = self._outputs.topics()
+            self._outputs.sync(settings)
+            if self._outputs.topics() != before:
+                self.get_logger().info(f"depth.mode '{settings.depth_mode}': outputs now "
+                                       f"{', '.join(self._outputs.topics())}")
         return SetParametersResult(successful=True)
 
     def _publish_diagnostics(self) -> None:
@@ -220,7 +279,7 @@ class DepthNode(Node):
             try:
                 self._process(msg)
             except Exception as err:  # keep the node alive whatever one frame does
-                if not self.context.ok():
+                if not self.context.ok() or self._outputs is None:
                     return  # shutting down: publishers are going away
                 try:
                     self._fail('processing',
@@ -246,10 +305,12 @@ class DepthNode(Node):
 
     def _idle(self, s: DepthNodeSettings) -> bool:
         """Lazy mode with nobody subscribed to any output: skip inference."""
-        return s.lazy and not self._outputs.any_subscribed()
+        outputs = self._outputs
+        return s.lazy and (outputs is None or not outputs.any_subscribed())
 
     def _wanted(self, topic: str, s: DepthNodeSettings) -> bool:
-        return self._outputs.wanted(topic, s.lazy)
+        outputs = self._outputs
+        return outputs is not None and outputs.wanted(topic, s.lazy)
 
     def _decode(self, msg) -> np.ndarray:
         if isinstance(msg, CompressedImage):
@@ -261,7 +322,7 @@ class DepthNode(Node):
         """(camera, CameraInfo, problem) for an image of this size; camera None if unusable."""
         info = self._camera_info
         if info is None:
-            problem = (f"no CameraInfo received on '{self._info_sub.topic_name}': publishing "
+            problem = (f"no CameraInfo received on '{self._info_topic}': publishing "
                        'depth without depth/camera_info and points')
             self._warn('no_camera_info', problem)
             return None, None, problem
@@ -305,7 +366,7 @@ class DepthNode(Node):
         try:
             rgb = self._decode(msg)
         except ImageEncodingError as err:
-            self._fail(_image_problem(msg), f"bad image on '{self._image_sub.topic_name}': {err}")
+            self._fail(_image_problem(msg), f"bad image on '{self._image_topic}': {err}")
             return
         camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0])
         options = PipelineOptions(
@@ -346,32 +407,161 @@ class DepthNode(Node):
                 data = output.image(products)
                 if data is not None:
                     images.append((output.topic, build.image_data_message(header, data)))
+        outputs = self._outputs
+        if outputs is None:
+            return
         if images and frame.camera is not None and self._wanted(CAMERA_INFO, s):
-            self._outputs.publish(CAMERA_INFO,
-                                  build.camera_info_message(header, frame.camera, info))
+            outputs.publish(CAMERA_INFO, build.camera_info_message(header, frame.camera, info))
         if frame.cloud is not None:
-            self._outputs.publish(POINTS, build.pointcloud_message(header, frame.cloud))
+            outputs.publish(POINTS, build.pointcloud_message(header, frame.cloud))
         for topic, image in images:
-            self._outputs.publish(topic, image)
+            outputs.publish(topic, image)
+
+
+class DepthNode(DepthNodeCore, Node):
+    """depth_node as a plain node: running from construction to destroy_node()."""
+
+    def __init__(self, predictor=None, **kwargs):
+        Node.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._configure(predictor)
+        self._activate()
+        self.get_logger().info(f'ready: {self._describe_running()}')
 
     def destroy_node(self) -> None:
-        self._slot.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10.0)
-        self._pipeline.close()
-        self._outputs.close()
+        self._deactivate()
+        self._cleanup()
         super().destroy_node()
 
 
+class ManagedDepthNode(DepthNodeCore, LifecycleNode):
+    """depth_node as a managed (lifecycle) node: configure loads and checks the model and
+    advertises the outputs, activate subscribes and publishes, deactivate stops both (the
+    model stays loaded), cleanup and shutdown release everything. A failed configure (e.g.
+    missing weights) logs why and leaves the node unconfigured."""
+
+    def __init__(self, predictor=None, **kwargs):
+        LifecycleNode.__init__(self, NODE_NAME, **kwargs)
+        self._declare()
+        self._given_predictor = predictor
+        self.get_logger().info('unconfigured: waiting for the configure transition')
+
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        try:
+            self._configure(self._given_predictor)
+        except StartupError as err:
+            self.get_logger().error(f'configure failed: {err}')
+            self._cleanup()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f'configured: model {_describe(self._pipeline.predictor)}; '
+                               f"outputs: {', '.join(self._outputs.topics())}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._activate()
+        self.get_logger().info(f'active: {self._describe_running()}')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        self.get_logger().info('inactive: not subscribed, not publishing; model kept')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._cleanup()
+        self.get_logger().info('unconfigured: model and outputs released')
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return super().on_shutdown(state)
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._deactivate()
+        self._cleanup()
+        return super().on_error(state)
+
+    def destroy_node(self) -> None:
+        self._deactivate()
+        self._cleanup()
+        super().destroy_node()
+
+
+USAGE = f"""usage: {NODE_NAME} [-h] [--lifecycle] [--ros-args ...]
+
+Pixel-Perfect Depth for ROS 2: RGB images in; depth, point clouds and diagnostics out.
+
+options:
+  -h, --help     show this help and exit
+  --lifecycle    run as a managed (lifecycle) node: it starts unconfigured; configure loads
+                 the model, activate subscribes and publishes (ros2 lifecycle set ...)
+
+inputs (relative, remappable): image (or image/compressed with image_transport:=compressed),
+  camera_info, depth_reference (depth.mode reference)
+outputs, advertised when the depth.mode can publish them:
+{{outputs}}
+  /diagnostics
+
+parameters: {{parameters}}
+  (each is described by `ros2 param describe`, and in config/depth.yaml)
+
+examples:
+  {NODE_NAME} --ros-args --params-file config/depth.yaml -r image:=/camera/color/image_raw \\
+      -r camera_info:=/camera/color/camera_info
+  {NODE_NAME} --ros-args -p depth.mode:=range -p range.near_m:=0.5 -p range.far_m:=4.0
+"""
+
+
+def usage() -> str:
+    outputs = '\n'.join(f'  {o.topic:<18} {o.description}' for o in OUTPUTS)
+    parameters = textwrap.fill(', '.join(spec.name for spec in PARAMETERS), width=92,
+                               subsequent_indent='  ')
+    return USAGE.format(outputs=outputs, parameters=parameters)
+
+
+def _non_ros_args(args: list[str]) -> list[str]:
+    """The arguments outside `--ros-args ... [--]` sections (as rcl splits them)."""
+    kept, in_ros_args = [], False
+    for arg in args:
+        if arg == '--ros-args':
+            in_ros_args = True
+        elif in_ros_args and arg == '--':
+            in_ros_args = False
+        elif not in_ros_args:
+            kept.append(arg)
+    return kept
+
+
+def _options(argv: list[str]) -> argparse.Namespace | int:
+    """The node's own options, or the exit status when there is nothing to run."""
+    parser = argparse.ArgumentParser(prog=NODE_NAME, add_help=False)
+    parser.add_argument('-h', '--help', action='store_true')
+    parser.add_argument('--lifecycle', action='store_true')
+    options, unknown = parser.parse_known_args(_non_ros_args(argv[1:]))
+    if options.help:
+        print(usage(), end='')
+        return 0
+    if unknown:
+        print(f"{NODE_NAME}: error: unknown option {' '.join(unknown)}; see {NODE_NAME} --help "
+              '(ROS arguments go after --ros-args)', file=sys.stderr)
+        return 2
+    return options
+
+
 def main(args=None) -> int:
+    argv = sys.argv if args is None else [NODE_NAME, *args]
+    options = _options(argv)
+    if isinstance(options, int):
+        return options
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=argv)
     except RuntimeError as err:  # rclpy's RCLError, e.g. malformed --ros-args
         print(f'{NODE_NAME}: cannot initialise ROS: {err}', file=sys.stderr)
         return 2
     node = None
     try:
-        node = DepthNode()
+        node = ManagedDepthNode() if options.lifecycle else DepthNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()

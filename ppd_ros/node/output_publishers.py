@@ -4,7 +4,8 @@ The set of advertised topics follows ppd_ros.node.outputs.advertised_outputs: sw
 depth.mode from 'relative' to 'range' at run time removes depth/relative and adds
 depth/image and points. Publishing and re-syncing share one lock, so the inference worker
 never publishes on a publisher that is being destroyed; a frame processed with older
-settings simply skips outputs that are gone.
+settings simply skips outputs that are gone. While inactive (a managed node that is
+configured but not active) the outputs stay advertised and nothing is published.
 """
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class OutputPublishers:
         self._node = node
         self._lock = threading.Lock()
         self._publishers: dict = {}
+        self._active = False
+
+    def set_active(self, active: bool) -> None:
+        """Allow publishing (True) or drop every message from now on (False)."""
+        with self._lock:
+            self._active = active
 
     def sync(self, settings) -> None:
         """Advertise exactly the outputs these settings can publish."""
@@ -52,15 +59,14 @@ class OutputPublishers:
 
     def wanted(self, topic: str, lazy: bool) -> bool:
         """Worth building: advertised, and subscribed to unless the node is not lazy."""
-        if not lazy:
-            with self._lock:
-                return topic in self._publishers
-        return self.subscribed(topic)
+        with self._lock:
+            publisher = self._publishers.get(topic) if self._active else None
+            return publisher is not None and (not lazy or publisher.get_subscription_count() > 0)
 
     def publish(self, topic: str, msg) -> bool:
-        """Publish on `topic` if it is still advertised; False when it is not."""
+        """Publish on `topic` if it is still advertised and active; False when not."""
         with self._lock:
-            publisher = self._publishers.get(topic)
+            publisher = self._publishers.get(topic) if self._active else None
             if publisher is None:
                 return False
             publisher.publish(msg)

@@ -81,18 +81,15 @@ def _colored(p: FrameProducts) -> ImageData | None:
 
 
 OUTPUTS: tuple[Output, ...] = (
-    Output(CAMERA_INFO, CAMERA_INFO_MSG, 'CameraInfo of every image output below (same '
-           'header; K and P scaled with output_scale)', lambda s: True),
-    Output(POINTS, POINT_CLOUD2, 'organized cloud in metres (depth_image_proc layout), metric '
-           'modes', lambda s: is_metric(s.depth_mode)),
-    Output(DEPTH_IMAGE, IMAGE, 'metric depth (REP 118): 32FC1 metres, NaN invalid, or 16UC1 '
-           'millimetres, 0 invalid (depth.encoding); metric modes',
+    Output(CAMERA_INFO, CAMERA_INFO_MSG, 'CameraInfo of every image output (same header)',
+           lambda s: True),
+    Output(POINTS, POINT_CLOUD2, 'PointCloud2 in metres, depth_image_proc layout; metric modes',
+           lambda s: is_metric(s.depth_mode)),
+    Output(DEPTH_IMAGE, IMAGE, 'metric depth (REP 118): 32FC1 m or 16UC1 mm; metric modes',
            lambda s: is_metric(s.depth_mode), _metric_depth),
-    Output(DEPTH_RELATIVE, IMAGE, "32FC1 PPD relative depth (normalised log(1 + d), larger = "
-           "farther, NOT metres); depth.mode 'relative'",
+    Output(DEPTH_RELATIVE, IMAGE, "32FC1 relative depth, NOT metres; depth.mode 'relative'",
            lambda s: not is_metric(s.depth_mode), _relative_depth),
-    Output(DEPTH_INLIERS, IMAGE, "mono8, 255 where the reference agrees with the metric depth; "
-           "depth.mode 'reference' with reference.publish_inliers",
+    Output(DEPTH_INLIERS, IMAGE, "mono8 reference-fit inliers; reference.publish_inliers",
            lambda s: s.depth_mode == 'reference' and s.reference_publish_inliers, _inliers),
     Output(DEPTH_COLORED, IMAGE, 'bgr8 colourised depth (near = red); colorize',
            lambda s: s.colorize, _colored),
