@@ -152,6 +152,7 @@ def last_diagnostics(result: dict) -> dict:
 
 def _probe_main(plan_path: str, result_path: str) -> int:
     import array
+    import struct
     import threading
 
     import cv2
@@ -184,6 +185,12 @@ def _probe_main(plan_path: str, result_path: str) -> int:
 
     def stamp_ns(header) -> int:
         return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+    def cdr_stamp_ns(raw: bytes) -> int:
+        """Header stamp of a serialized message: after the 4-byte CDR encapsulation header,
+        int32 sec and uint32 nanosec (little endian)."""
+        sec, nanosec = struct.unpack_from('<iI', raw, 4)
+        return sec * 1_000_000_000 + nanosec
 
     def on_image(topic):
         def cb(msg: Image):
@@ -241,8 +248,9 @@ def _probe_main(plan_path: str, result_path: str) -> int:
         from ppd_ros.ros_conventions.image_transport import camera_info_topic
         entry = consumers[image_topic] = {'info_topic': camera_info_topic(image_topic),
                                           'image_stamps': [], 'info_stamps': []}
-        subs.append(node.create_subscription(
-            Image, image_topic, lambda m: entry['image_stamps'].append(stamp_ns(m.header)), 10))
+        subs.append(node.create_subscription(  # raw CDR: the stamp is all it needs
+            Image, image_topic, lambda raw: entry['image_stamps'].append(cdr_stamp_ns(raw)), 10,
+            raw=True))
         subs.append(node.create_subscription(
             CameraInfo, entry['info_topic'],
             lambda m: entry['info_stamps'].append(stamp_ns(m.header)), 10))
