@@ -23,7 +23,6 @@ then uses it as its frozen semantics encoder (the same encoder_input path in bot
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -35,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ppd_ros.model.checkpoint import (CheckpointError, CheckpointNotFoundError,
-                                       config_from_metadata, load_state_dict_strict,
-                                       read_safetensors, require_file,
+from ppd_ros.model.checkpoint import (CheckpointError, config_from_metadata,
+                                       load_state_dict_strict, read_safetensors, require_file,
                                        restore_int8, safetensors_metadata)
 from ppd_ros.model.configs import ModelConfig, get_config
 from ppd_ros.model.pixel_perfect_depth import PixelPerfectDepth
+from ppd_ros.model.shared_weights import read_shared_tensors, shared_file, weights_digest
 from ppd_ros.model.predictor import Prediction, resolve_device
 from ppd_ros.model.preprocess import encoder_input, image_to_tensor, resize_keep_aspect, upsample_depth
 from ppd_ros.model.vit_encoder import DinoV2Encoder
@@ -153,13 +152,8 @@ def is_stage1_checkpoint(path: str | os.PathLike) -> bool:
 
 
 def encoder_digest(tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 over the encoder.* tensors (names, dtypes, shapes, bytes), in key order."""
-    digest = hashlib.sha256()
-    for key in sorted(k for k in tensors if k.startswith('encoder.')):
-        value = tensors[key].detach().cpu().contiguous()
-        digest.update(f'{key}:{value.dtype}:{tuple(value.shape)};'.encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """``weights_digest`` of the encoder.* tensors (names, dtypes, shapes, bytes)."""
+    return weights_digest(tensors, 'encoder.')
 
 
 def save_stage1_head(source: str | os.PathLike, target: str | os.PathLike,
@@ -200,13 +194,7 @@ def require_stage1_files(path: str | os.PathLike) -> Path | None:
     """The encoder file a stage-1 head reads (None if it holds its encoder); raises if missing."""
     path = require_file(path)
     name = safetensors_metadata(path).get('encoder_file')
-    if name is None:
-        return None
-    encoder_file = path.parent / name
-    if not encoder_file.is_file():
-        raise CheckpointNotFoundError(f'{path} takes its encoder from {encoder_file}, which is '
-                                      f'missing; keep the two files in one folder', path=encoder_file)
-    return encoder_file
+    return None if name is None else shared_file(path, name)
 
 
 def head_config_from_metadata(metadata: dict[str, str], path: str | os.PathLike) -> dict[str, int]:
@@ -237,14 +225,9 @@ def load_stage1(path: str | os.PathLike) -> Stage1Regressor:
         raise CheckpointError(f'{path}: a stage-1 config needs an encoder', path=path)
     model = Stage1Regressor(config, head_config_from_metadata(metadata, path))
     tensors = read_safetensors(path, dequantize=False)
-    encoder_file = require_stage1_files(path)
-    if encoder_file is not None:
-        encoder = {k: v for k, v in read_safetensors(encoder_file, dequantize=False).items()
-                   if k.startswith('encoder.')}
-        if encoder_digest(encoder) != metadata.get('encoder_digest'):  # over the stored tensors
-            raise CheckpointError(f'{encoder_file} no longer holds the encoder {path} was trained '
-                                  f'with; export the two files together', path=encoder_file)
-        tensors.update(encoder)
+    if 'encoder_file' in metadata:  # digest over the stored tensors
+        tensors.update(read_shared_tensors(path, metadata['encoder_file'], 'encoder.',
+                                           metadata.get('encoder_digest', ''), 'encoder'))
     tensors = restore_int8(tensors, path)
     load_state_dict_strict(model, tensors, source=str(path))
     return model
