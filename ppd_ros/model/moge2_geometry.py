@@ -181,7 +181,8 @@ def depth_to_points(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tens
     return depth[..., None] * rays
 
 
-def _autocast(device: torch.device, precision: str):
+def autocast_context(device: torch.device, precision: str):
+    """torch.autocast for a precision name (a no-op context for fp32)."""
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
     dtype = PRECISIONS[precision]
@@ -252,6 +253,6 @@ def infer(model: MoGe2Model, image: torch.Tensor, *, resolution_level: int = 9,
     image = image.to(device, torch.float32)
     if num_tokens is None and grid is None:
         num_tokens = model.config.num_tokens(resolution_level)
-    with _autocast(device, precision):
+    with autocast_context(device, precision):
         outputs = model(image, num_tokens=num_tokens, grid=grid)
     return geometry_from_outputs(outputs, fov_x=fov_x, camera=camera, apply_mask=apply_mask)
