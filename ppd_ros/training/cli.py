@@ -9,6 +9,8 @@
     ppd-train export ... --int8 encoder.     # encoder matrices as int8 with per-row scales
     ppd-train evaluate models/tiny_ppd.safetensors models/tiny_vanilla.safetensors --frames 200 --json out/eval.json
     ppd-train compare out/eval.json tiny_ppd tiny_vanilla    # paired per-frame differences
+    ppd-train moge2 --backbone models/tiny_ppd.safetensors --out out/moge2 --steps 20000  # metric geometry
+    ppd-train evaluate-moge2 out/moge2/final.safetensors --frames 200 --json out/moge2_eval.json
 
 ``--data`` is ``synthetic`` (procedural scenes, training seeds only) or a rosbag2 path with
 ``--image-topic`` / ``--depth-topic``. ``--resume`` continues from out/training_state.pt.
@@ -88,6 +90,25 @@ def build_parser() -> argparse.ArgumentParser:
     stage2.add_argument('--init', type=Path, default=None,
                         help='fine-tune: start from this ppd_ros checkpoint (its config and encoder; '
                              'with --stage1, that checkpoint\'s encoder replaces it)')
+    moge2 = sub.add_parser('moge2', help='train a small MoGe-2 (metric depth, mask, intrinsics)')
+    _add_training_args(moge2, {'steps': 20000, 'batch_size': 8})
+    moge2.add_argument('--backbone', type=Path, default=Path('models/tiny_ppd.safetensors'),
+                       help='ppd_ros PPD checkpoint whose semantics encoder is the frozen backbone')
+    moge2.add_argument('--init', type=Path, default=None,
+                       help='fine-tune: start from this MoGe-2 checkpoint (its config and weights)')
+    moge2.add_argument('--train-backbone', action='store_true',
+                       help='train the backbone too (the result can then not share it)')
+    moge2.add_argument('--width', type=int, default=128, help='training image width')
+    moge2.add_argument('--height', type=int, default=96, help='training image height')
+    evaluate_moge2 = sub.add_parser('evaluate-moge2',
+                                    help='metric depth and focal error of MoGe-2 checkpoints on '
+                                         'held-out synthetic frames')
+    evaluate_moge2.add_argument('checkpoints', nargs='+', type=Path)
+    evaluate_moge2.add_argument('--frames', type=int, default=200)
+    evaluate_moge2.add_argument('--known-intrinsics', action='store_true',
+                                help='give infer the true camera (only the shift is solved)')
+    evaluate_moge2.add_argument('--threads', type=int, default=None)
+    evaluate_moge2.add_argument('--json', type=Path, default=None)
     export = sub.add_parser('export', help='write a compact copy of a checkpoint (for shipping)')
     export.add_argument('source', type=Path)
     export.add_argument('target', type=Path)
@@ -96,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument('--int8', nargs='+', default=(), metavar='PREFIX',
                         help='store the large matrices under these key prefixes as int8 with one '
                              'scale per row (e.g. encoder.: the frozen semantics encoder)')
+    export.add_argument('--share-backbone-with', type=Path, default=None, metavar='FILE',
+                        help='MoGe-2 source: leave out the backbone and read it from FILE (the PPD '
+                             'checkpoint whose encoder it was trained frozen from)')
     export.add_argument('--share-encoder-with', type=Path, default=None, metavar='FILE',
                         help='stage-1 source: store only its head; the encoder is read from FILE '
                              '(e.g. the SP-DiT it prompts), which must hold it exactly')
@@ -151,7 +175,7 @@ def _timesteps_description(args) -> str:
     return f'{fraction:g} schedule of {steps} steps, rest logit-normal'
 
 
-def run_training(args, task, command: str):
+def run_training(args, task, command: str, dataset=None):
     from .checkpoint_export import export_weights
     from .trainer import Trainer, TrainerConfig
     config = TrainerConfig(
@@ -164,7 +188,8 @@ def run_training(args, task, command: str):
                         'gradient_weight': args.gradient_weight,
                         'timesteps': _timesteps_description(args),
                         **_init_provenance(args)})
-    result = Trainer(task, make_dataset(args, task.model.config), config).run(resume=args.resume, command=command,
+    dataset = dataset if dataset is not None else make_dataset(args, task.model.config)
+    result = Trainer(task, dataset, config).run(resume=args.resume, command=command,
                                                            stop_at=args.stop_at)
     print(f'trained {result.steps} steps in {result.wall_time_s:.1f} s -> {result.final_path}')
     if args.export is not None and result.final_path is not None:
@@ -187,6 +212,16 @@ def _main(argv: list[str] | None) -> int:
         torch.set_num_threads(args.threads)
     command = 'ppd-train ' + shlex.join(argv)
     if args.command == 'export':
+        from ppd_ros.model.moge2_checkpoint import is_moge2_checkpoint
+        if is_moge2_checkpoint(args.source):
+            from .moge2_training import export_moge2
+            try:
+                target = export_moge2(args.source, args.target, args.storage, args.int8,
+                                      args.share_backbone_with)
+            except ValueError as error:
+                raise SystemExit(f'ppd-train export: {error}') from None
+            print(f'{args.storage} MoGe-2 copy (int8: {", ".join(args.int8) or "none"}) -> {target}')
+            return 0
         if args.share_encoder_with is not None:
             from .stage1_regressor import save_stage1_head
             try:
@@ -222,8 +257,17 @@ def _main(argv: list[str] | None) -> int:
             raise SystemExit(f'ppd-train compare: {error.args[0]}') from None
         print(format_differences(args.model_a, args.model_b, differences))
         return 0
+    if args.command == 'evaluate-moge2':
+        from .moge2_training import evaluate_moge2_checkpoints
+        evaluate_moge2_checkpoints(args.checkpoints, args.frames, args.known_intrinsics, args.json)
+        return 0
     from .rng_state import seed_everything
     seed_everything(args.seed)  # model init
+    if args.command == 'moge2':
+        from .moge2_training import moge2_training_run
+        task, dataset = moge2_training_run(args)
+        run_training(args, task, command, dataset)
+        return 0
     if args.command == 'stage1':
         from .recipe_configs import recipe_config
         from .stage1_regressor import Stage1Regressor, Stage1Task, grow_encoder, load_stage1
