@@ -217,8 +217,15 @@ def load_state_dict_strict(model: torch.nn.Module, state: Mapping[str, torch.Ten
 def load_official(dit_checkpoint: str | os.PathLike | None = None,
                   encoder_checkpoint: str | os.PathLike | None = None,
                   config: str | Mapping[str, Any] | ModelConfig = 'large') -> PixelPerfectDepth:
-    """Model (CPU, fp32) from the official release files; default paths are under models_dir()."""
+    """Model (CPU, fp32) from the official release files; default paths are under models_dir().
+
+    A 'moge2' semantics encoder (``large_moge``) comes from MoGe-2's model.pt, the DiT from
+    ppd_moge.pth (ppd_moge.load_official_ppd_moge, which also gives the MoGe-2 model).
+    """
     config = get_config(config)
+    if config.encoder.type == 'moge2':
+        from .ppd_moge import load_official_ppd_moge
+        return load_official_ppd_moge(dit_checkpoint, encoder_checkpoint, config)[0]
     dit_path = require_file(dit_checkpoint or models_dir() / OFFICIAL_DIT_FILE)
     encoder_state, encoder_path = None, None
     if config.encoder.enabled:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-ENCODER_TYPES = ('dinov2', 'none')
+ENCODER_TYPES = ('dinov2', 'moge2', 'none')
 
 # Documented bounds of every config field, checked (type first) before a config sizes
 # anything: configs also arrive inside weight files. (type, lowest, highest); ints must be
@@ -66,7 +66,10 @@ def _short(value) -> str:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Semantics encoder: a DINOv2 ViT in the Depth-Anything-V2 layout, or none."""
+    """Semantics encoder: a DINOv2 ViT in the Depth-Anything-V2 layout (type 'dinov2': its
+    final-norm patch tokens), MoGe-2's encoder (type 'moge2': the same ViT, the final-normed
+    tokens of ``intermediate_layers`` each projected to ``dim_out`` channels and summed), or
+    none."""
 
     type: str = 'dinov2'
     embed_dim: int = 1024
@@ -77,14 +80,36 @@ class EncoderConfig:
     mlp_ratio: float = 4.0
     interpolate_offset: float = 0.1
     norm_eps: float = 1e-6
+    intermediate_layers: tuple[int, ...] = ()  # moge2 only
+    dim_out: int = 0                           # moge2 only
 
     def __post_init__(self):
         problems = []
         if not isinstance(self.type, str) or self.type not in ENCODER_TYPES:
             problems.append(f'encoder.type must be one of {ENCODER_TYPES}, got {_short(self.type)}')
         problems += _field_problems(self, ENCODER_FIELD_BOUNDS, 'encoder.')
+        if not problems:
+            problems += self._moge2_problems()
         if problems:
             raise ValueError('invalid encoder config: ' + '; '.join(problems))
+
+    def _moge2_problems(self) -> list[str]:
+        layers = self.intermediate_layers
+        if not isinstance(layers, (list, tuple)) or len(layers) > self.depth or any(
+                type(i) is not int for i in layers):
+            return [f'encoder.intermediate_layers must be a list of block indices, got '
+                    f'{_short(layers)}']
+        object.__setattr__(self, 'intermediate_layers', tuple(layers))
+        if self.type != 'moge2':
+            if layers or self.dim_out:
+                return ['encoder.intermediate_layers / dim_out belong to a moge2 encoder']
+            return []
+        if (not layers or list(layers) != sorted(set(layers))
+                or not 0 <= layers[0] <= layers[-1] < self.depth):
+            return [f'encoder.intermediate_layers must be increasing indices in [0, {self.depth})']
+        if type(self.dim_out) is not int or not 1 <= self.dim_out <= 8192:
+            return ['encoder.dim_out must be an integer in [1, 8192] for a moge2 encoder']
+        return []
 
     @property
     def enabled(self) -> bool:
@@ -97,6 +122,8 @@ class EncoderConfig:
     @property
     def semantic_dim(self) -> int:
         """Channels of the semantic tokens handed to the DiT fusion (0 without encoder)."""
+        if self.type == 'moge2':
+            return self.dim_out
         return self.embed_dim if self.enabled else 0
 
 
@@ -147,6 +174,7 @@ class ModelConfig:
             problems.append('stem_patch_size must be 16 (network sizes are multiples of 16)')
         if self.encoder.enabled and self.encoder.embed_dim % self.encoder.num_heads:
             problems.append('encoder.embed_dim must be divisible by encoder.num_heads')
+
         if problems:
             raise ValueError(f'invalid model config {self.name!r}: ' + '; '.join(problems))
 
@@ -211,13 +239,26 @@ def _require_fields(cls, data: Mapping[str, Any], what: str) -> None:
 DA2_VITL_ENCODER = {
     'type': 'dinov2', 'embed_dim': 1024, 'depth': 24, 'num_heads': 16, 'patch_size': 14,
     'img_size': 518, 'mlp_ratio': 4.0, 'interpolate_offset': 0.1, 'norm_eps': 1e-6,
+    'intermediate_layers': (), 'dim_out': 0,
 }
+#: MoGe-2 ViT-L (moge-2-vitl-normal's encoder): DINOv2 ViT-L/14, blocks 5/11/17/23 projected.
+MOGE2_VITL_ENCODER = {**DA2_VITL_ENCODER, 'type': 'moge2', 'intermediate_layers': (5, 11, 17, 23),
+                      'dim_out': 1024}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     # The released PPD network (DiT() defaults + DA2 ViT-L/14 semantics), ~500M + 304M params.
     'large': {
         'name': 'large', 'hidden_size': 1024, 'depth': 24, 'num_heads': 16, 'mlp_ratio': 4.0,
         'fusion_hidden_size': 4096, 'encoder': dict(DA2_VITL_ENCODER),
+        'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
+        'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,
+        'train_width': 1024, 'train_height': 768,
+    },
+    # The second released network (ppd_moge.pth): the same DiT with MoGe-2's encoder as
+    # semantics (moge-2-vitl-normal's model.pt); its geometry heads can serve the same frame.
+    'large_moge': {
+        'name': 'large_moge', 'hidden_size': 1024, 'depth': 24, 'num_heads': 16, 'mlp_ratio': 4.0,
+        'fusion_hidden_size': 4096, 'encoder': dict(MOGE2_VITL_ENCODER),
         'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
         'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,
         'train_width': 1024, 'train_height': 768,
@@ -239,6 +280,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         'encoder': {
             'type': 'dinov2', 'embed_dim': 128, 'depth': 4, 'num_heads': 2, 'patch_size': 14,
             'img_size': 112, 'mlp_ratio': 4.0, 'interpolate_offset': 0.1, 'norm_eps': 1e-6,
+            'intermediate_layers': (), 'dim_out': 0,
         },
         'stem_patch_size': 16, 'patch_size': 8, 'in_channels': 4, 'out_channels': 1,
         'rope_base': 100.0, 'frequency_embedding_size': 256, 'num_train_timesteps': 1000,

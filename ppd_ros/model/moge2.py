@@ -14,6 +14,7 @@ outputs, so one encoder pass can serve both (``ppd_ros.model.moge2_geometry``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Mapping
 
@@ -203,6 +204,25 @@ class MoGe2Encoder(nn.Module):
         grid_w = image.shape[-1] // NETWORK_MULTIPLE
         f0, _ = self.features(image, grid_h, grid_w, precomputed)
         return f0.flatten(2).transpose(1, 2)
+
+
+def moge2_encoder_config(config: EncoderConfig) -> MoGe2EncoderConfig:
+    """MoGe-2 encoder settings of a PPD semantics encoder config of type 'moge2'."""
+    if config.type != 'moge2':
+        raise ValueError(f'not a moge2 encoder config: type {config.type!r}')
+    backbone = dataclasses.replace(config, type='dinov2', intermediate_layers=(), dim_out=0)
+    return MoGe2EncoderConfig(backbone, config.intermediate_layers, config.dim_out)
+
+
+def semantics_encoder(config: EncoderConfig) -> MoGe2Encoder:
+    """PPD's semantics encoder of type 'moge2' (keys encoder.backbone.*, encoder.output_...)."""
+    return MoGe2Encoder(moge2_encoder_config(config))
+
+
+def same_encoder(a: MoGe2EncoderConfig, b: MoGe2EncoderConfig) -> bool:
+    """Whether two encoder configs describe the same network (the backbone's name aside)."""
+    return (a.backbone, a.intermediate_layers, a.dim_out) == (b.backbone, b.intermediate_layers,
+                                                              b.dim_out)
 
 
 def remap_points(raw: torch.Tensor, mode: str) -> torch.Tensor:

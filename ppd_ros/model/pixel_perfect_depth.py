@@ -18,10 +18,12 @@ from torch import nn
 
 from .configs import EncoderConfig, ModelConfig, get_config
 from .dit import CascadeRope, Conditioning, DiT
+from .moge2 import semantics_encoder as moge2_semantics_encoder
 from .vit_encoder import DinoV2Encoder
 
 SEMANTICS_ENCODERS: dict[str, Callable[[EncoderConfig], nn.Module]] = {
     'dinov2': DinoV2Encoder,
+    'moge2': moge2_semantics_encoder,   # MoGe-2's encoder (ppd_moge.pth's semantics)
 }
 
 

@@ -22,7 +22,7 @@ MODEL_DEFAULTS = {
     'steps': 4,
     'seed': 0,
 }
-VARIANT_CHOICES = ('tiny', 'small', 'large')
+VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
 PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
 
 
