@@ -138,6 +138,19 @@ def test_one_encoder_pass_serves_the_dit_and_the_geometry(release_files):
     assert len(passes) == 2
     assert np.allclose(again.geometry.depth, result.geometry.depth, rtol=1e-5)
     assert np.allclose(again.depth, result.depth, atol=1e-6)
+    assert result.geometry_grid == again.geometry_grid == (6, 8)
+
+
+def test_a_g16_grid_below_moge_token_range_runs_moge_own_grid(release_files):
+    folder, _ = release_files
+    ppd, moge = load_official_ppd_moge(folder / 'ppd_moge.pth', folder / 'model.pt',
+                                       TINY_MOGE_PPD)
+    passes = count_encoder_passes(moge)
+    small = metric_predictor(ppd, moge, device='cpu', network_area=64 * 48)  # g16: 3 x 4
+    rgb = np.random.default_rng(2).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    result = small.predict(rgb, steps=1, seed=0)
+    assert len(passes) == 2 and result.geometry_grid == (6, 8)     # MoGe-2's 48 tokens
+    assert result.geometry.depth.shape == result.network_depth.shape == (48, 64)
 
 
 def test_known_camera_is_rescaled_to_the_network_size(release_files):
