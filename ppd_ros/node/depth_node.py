@@ -126,7 +126,6 @@ class DepthNodeCore:
             'image/compressed' if s.image_transport == 'compressed' else 'image')
         self._info_topic = self.resolve_topic_name('camera_info')
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._warn_without_large_message_profile()
 
     def _configure(self, predictor=None) -> None:
         s = self._config[0]
@@ -150,6 +149,8 @@ class DepthNodeCore:
         self._worker = threading.Thread(target=self._run_worker, name='ppd_inference',
                                         daemon=True)
         self._worker.start()
+        # after the model loaded, so a node that cannot start prints only its fatal line
+        self._warn_without_large_message_profile()
 
     def _activate(self) -> None:
         s = self._config[0]
@@ -550,7 +551,8 @@ def _options(argv: list[str]) -> argparse.Namespace | int:
 
 
 def main(args=None) -> int:
-    argv = sys.argv if args is None else [NODE_NAME, *args]
+    """Entry point; ``args`` is a full argv (program name first), as rclpy.init takes it."""
+    argv = list(sys.argv if args is None else args)
     options = _options(argv)
     if isinstance(options, int):
         return options
