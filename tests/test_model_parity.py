@@ -17,7 +17,7 @@ def predictor_sharing(dit_state, encoder_state, variant):
     state, unexpected = convert_official_state_dicts(dit_state, encoder_state)
     model = build_model(variant, device='meta')
     load_state_dict_strict(model, state, extra_unexpected=unexpected, assign=True)  # no copies
-    return DepthPredictor(model, device='cpu', precision='fp32')
+    return DepthPredictor(model, device='cpu', precision='fp32', upsampling='bilinear')
 
 
 def compare(predictor, dit_state, encoder_state, size, resize, **ref_kwargs):

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--network-area', type=parse_network_area, default=0, metavar='WxH|PIXELS',
                      help='network resolution: about this many pixels, aspect ratio kept (e.g. '
                           "768x576); 0 (default) is the model's training area")
+    run.add_argument('--upsampling', default='edge_aware',
+                     choices=('edge_aware', 'nearest', 'bilinear'),
+                     help='network output to image size: edge_aware (default; no value between '
+                          'two surfaces), nearest, or bilinear as the reference run.py')
     run.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     run.add_argument('--seed', type=int, default=0,
                      help='noise seed, the same for every image (default 0)')
@@ -139,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    encoder_checkpoint=args.encoder_checkpoint,
                                    variant=args.variant, device=args.device,
                                    precision=args.precision,
-                                   network_area=args.network_area or None)
+                                   network_area=args.network_area or None,
+                                   upsampling=args.upsampling)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f'ppd-predict: error: {error}', file=sys.stderr)
         return 2

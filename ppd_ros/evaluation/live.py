@@ -76,6 +76,7 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
                                                   model.encoder_checkpoint)),
               'variant': model.variant, 'device': model.device, 'precision': model.precision,
               'num_threads': model.num_threads, 'network_area': model.network_area,
+              'upsampling': model.upsampling,
               'steps': model.steps, 'seed': model.seed,
               'image_transport': 'compressed' if source.topics.compressed else 'raw',
               'lazy': False}

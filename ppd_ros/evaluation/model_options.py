@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS as DEFAULTS, PRECISION_CHOICES,
-                                                VARIANT_CHOICES, check_network_area_setting,
+                                                UPSAMPLING_CHOICES, VARIANT_CHOICES,
+                                                check_network_area_setting,
                                                 parse_network_area, require_weight_file)
 
 
@@ -28,6 +29,7 @@ class ModelOptions:
     steps: int
     seed: int
     network_area: int = 0
+    upsampling: str = DEFAULTS['upsampling']
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
@@ -52,7 +54,8 @@ class ModelOptions:
                  for name, path in self.resolved_weight_files().items()}
         return {'weights': files, 'variant': self.variant if not self.checkpoint else None,
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
-                'seed': self.seed, 'network_area': self.network_area}
+                'seed': self.seed, 'network_area': self.network_area,
+                'upsampling': self.upsampling}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,6 +83,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        default=DEFAULTS['network_area'], metavar='WxH|PIXELS',
                        help='network resolution: about this many pixels, aspect ratio kept '
                             "(e.g. 768x576); 0 (default) is the model's training area")
+    group.add_argument('--upsampling', default=DEFAULTS['upsampling'],
+                       choices=UPSAMPLING_CHOICES,
+                       help='network output to image size: edge_aware (no value between two '
+                            'surfaces), nearest, or bilinear as the reference (default '
+                            '%(default)s)')
     group.add_argument('--steps', type=int, default=DEFAULTS['steps'],
                        help='diffusion sampling steps (default %(default)s)')
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
@@ -105,7 +113,7 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
         encoder_checkpoint=args.encoder_checkpoint or DEFAULTS['encoder_checkpoint'],
         variant=args.variant, device=args.device, precision=args.precision,
         num_threads=args.num_threads, steps=args.steps, seed=args.seed,
-        network_area=args.network_area)
+        network_area=args.network_area, upsampling=args.upsampling)
 
 
 def load_model(options: ModelOptions):
@@ -115,13 +123,13 @@ def load_model(options: ModelOptions):
     predictor = load_predictor_from_paths(
         str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
         str(files.get('encoder_checkpoint', '')), options.variant, options.device,
-        options.precision, options.num_threads, options.network_area)
+        options.precision, options.num_threads, options.network_area, options.upsampling)
     import torch
     info = {'name': predictor.config.name,
             'parameters': int(sum(p.numel() for p in predictor.model.parameters())),
             'train_size': [predictor.config.train_width, predictor.config.train_height],
             'device': str(predictor.device), 'precision': options.precision,
-            'network_area': predictor.network_area,
+            'network_area': predictor.network_area, 'upsampling': options.upsampling,
             'steps': options.steps, 'seed': options.seed,
             'torch_threads': torch.get_num_threads(),
             'weights': {k: str(v) for k, v in files.items()}}

@@ -3,7 +3,7 @@
     rgb (H, W, 3) uint8 --resize_keep_aspect--> (h, w) --/255--> I
     sem = encoder(I)                                    once per image
     x   = noise (K, 1, h, w);  for t in timesteps: x = euler(x, DiT([x, I - 0.5], sem, t))
-    depth = bilinear_upsample(mean_k(x + 0.5)) to (H, W)
+    depth = upsample(mean_k(x + 0.5)) to (H, W)      edge-aware by default, see upsampling
 
 The networks run in an engine (engine.py); this module owns resizing, noise, the Euler loop
 and the upsampling. K noise draws of one image (``samples``), and images of several cameras
@@ -23,13 +23,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ppd_ros.geometry.depth_upsampling import UPSAMPLING_METHODS, upsample_depth
+
 from .checkpoint import load_checkpoint, load_official
 from .configs import ModelConfig
 from .engine import DEFAULT_CACHE_SIZE, PRECISIONS, Engine, TorchEngine, resolve_device
 from .flow_matching import sample, timesteps
 from .network_resolution import bounded_network_size, check_network_area, check_network_input
 from .pixel_perfect_depth import PixelPerfectDepth
-from .preprocess import image_to_tensor, resize_keep_aspect, upsample_depth
+from .preprocess import image_to_tensor, resize_keep_aspect
 
 __all__ = ['DepthPredictor', 'PRECISIONS', 'Prediction', 'load_predictor', 'resolve_device']
 
@@ -44,7 +46,7 @@ class Prediction:
     neither metric depth nor disparity; recover metres with a fit log(1 + d) = a * depth + b.
     """
 
-    depth: np.ndarray            # float32 (H, W): network_depth, bilinear to the input size
+    depth: np.ndarray            # float32 (H, W): network_depth upsampled to the input size
     network_depth: np.ndarray    # float32 (h, w): x_0 + 0.5 (the mean over the K samples)
     timings: dict[str, float]    # seconds: preprocess, semantics, dit, postprocess, total
     timesteps: tuple[int, ...] = field(default=())  # the integer timesteps that were run
@@ -76,11 +78,14 @@ class DepthPredictor:
     ('fp16' / 'bf16' under torch.autocast, as the reference does on GPU), or any ``Engine``
     (then ``device`` and ``precision`` are the engine's). ``network_area`` (pixels; None: the
     variant's training area) sets the network resolution, see network_resolution.py.
+    ``upsampling`` brings the network output to the input size (``depth``): 'edge_aware'
+    (default, colour-guided, no value between two surfaces), 'nearest' or 'bilinear' (the
+    reference's run.py); see ppd_ros.geometry.depth_upsampling.
     """
 
     def __init__(self, model: PixelPerfectDepth | Engine, device: str | torch.device = 'auto',
                  precision: str = 'fp32', *, network_area: int | None = None,
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+                 cache_size: int = DEFAULT_CACHE_SIZE, upsampling: str = 'edge_aware'):
         if isinstance(model, PixelPerfectDepth):
             self.engine: Engine = TorchEngine(model, device, precision, cache_size=cache_size)
         elif isinstance(model, Engine):
@@ -89,6 +94,18 @@ class DepthPredictor:
             raise TypeError(f'expected a PixelPerfectDepth or an Engine, got {type(model)}')
         area = self.config.train_area if network_area is None else network_area
         self.network_area = check_network_area(area)
+        self.upsampling = upsampling
+
+    @property
+    def upsampling(self) -> str:
+        return self._upsampling
+
+    @upsampling.setter
+    def upsampling(self, method: str) -> None:
+        if method not in UPSAMPLING_METHODS:
+            raise ValueError(f"upsampling must be one of {', '.join(UPSAMPLING_METHODS)}, "
+                             f'got {method!r}')
+        self._upsampling = method
 
     @property
     def config(self) -> ModelConfig:
@@ -203,10 +220,11 @@ class DepthPredictor:
         outputs = []
         for b, rgb in enumerate(images):
             mean = network[b, :1] if samples == 1 else network[b].mean(dim=0, keepdim=True)
-            depth = upsample_depth(mean[None], *rgb.shape[:2])[0, 0]
+            network_depth = mean[0].cpu().numpy().astype(np.float32, copy=False)
+            depth = upsample_depth(network_depth, *rgb.shape[:2], self.upsampling, rgb,
+                                   resized[b])
             samples_np = network[b].cpu().numpy().astype(np.float32, copy=False)
-            outputs.append((depth.cpu().numpy().astype(np.float32, copy=False),
-                            mean[0].cpu().numpy().astype(np.float32, copy=False), samples_np))
+            outputs.append((depth, network_depth, samples_np))
         end = time.perf_counter()
         timings = {'preprocess': t_pre - start, 'semantics': t_sem - t_pre, 'dit': t_dit - t_sem,
                    'postprocess': end - t_dit, 'total': end - start}
@@ -232,7 +250,8 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
                    encoder_checkpoint: str | os.PathLike | None = None,
                    variant: str | Mapping[str, Any] | ModelConfig = 'large',
                    device: str | torch.device = 'auto', precision: str = 'fp32',
-                   network_area: int | None = None) -> DepthPredictor:
+                   network_area: int | None = None,
+                   upsampling: str = 'edge_aware') -> DepthPredictor:
     """Predictor from a ppd_ros checkpoint (its config wins; ``variant`` is ignored) or from the
     official release files (``dit_checkpoint`` / ``encoder_checkpoint``, defaulting to
     models/ppd.pth and models/depth_anything_v2_vitl.pth) built as ``variant``.
@@ -244,4 +263,5 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
         model = load_checkpoint(checkpoint)
     else:
         model = load_official(dit_checkpoint, encoder_checkpoint, variant)
-    return DepthPredictor(model, device=device, precision=precision, network_area=network_area)
+    return DepthPredictor(model, device=device, precision=precision, network_area=network_area,
+                          upsampling=upsampling)

@@ -135,7 +135,7 @@ class DepthNodeCore:
             try:
                 predictor = load_predictor_from_paths(
                     s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
-                    s.precision, s.num_threads, s.network_area)
+                    s.precision, s.num_threads, s.network_area, s.upsampling)
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
         self._pipeline = DepthPipeline(predictor)

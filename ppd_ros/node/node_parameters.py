@@ -15,7 +15,8 @@ from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, PRECISION_CHOICES,
-                                                VARIANT_CHOICES, check_network_area_setting)
+                                                UPSAMPLING_CHOICES, VARIANT_CHOICES,
+                                                check_network_area_setting)
 from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
 
 
@@ -69,6 +70,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'aspect ratio kept, sides multiples of 16 (fewer pixels: faster, coarser). '
                   "0: the model's training area (1024x768 = 786432 for large). E.g. "
                   '442368 = 768x576, 196608 = 512x384; at most 2048x2048.', read_only=True),
+    ParameterSpec('upsampling', MODEL_DEFAULTS['upsampling'],
+                  'Network output to image size: edge_aware (colour-guided; each pixel at a '
+                  'depth step takes the foreground or the background, never a value between: '
+                  'no flying pixels), nearest, or bilinear (as the reference run.py).',
+                  read_only=True, choices=UPSAMPLING_CHOICES),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
@@ -168,6 +174,7 @@ class DepthNodeSettings:
     precision: str
     num_threads: int
     network_area: int
+    upsampling: str
     image_transport: str
     qos_reliability: str
     qos_depth: int

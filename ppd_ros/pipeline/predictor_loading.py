@@ -19,11 +19,13 @@ MODEL_DEFAULTS = {
     'precision': 'fp32',
     'num_threads': 0,
     'network_area': 0,      # pixels; 0: the model's training area
+    'upsampling': 'edge_aware',  # network output -> image size (geometry.depth_upsampling)
     'steps': 4,
     'seed': 0,
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
 PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
+UPSAMPLING_CHOICES = ('edge_aware', 'nearest', 'bilinear')
 
 
 def parse_network_area(text: str | int) -> int:
@@ -77,11 +79,12 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
                               variant: str = 'large', device: str = 'auto',
                               precision: str = 'fp32', num_threads: int = 0,
-                              network_area: int = 0):
+                              network_area: int = 0, upsampling: str = 'edge_aware'):
     """A DepthPredictor from a ppd_ros checkpoint, or (checkpoint empty) the official files.
 
     Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
     network_area > 0 sets the network resolution's area in pixels (0: the training area).
+    upsampling: how the network output reaches the image size (UPSAMPLING_CHOICES).
     """
     if checkpoint:
         paths = {'checkpoint': require_weight_file(checkpoint, 'checkpoint')}
@@ -97,11 +100,11 @@ def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_chec
     try:
         if checkpoint:
             return load_predictor(str(paths['checkpoint']), device=device, precision=precision,
-                                  network_area=area)
+                                  network_area=area, upsampling=upsampling)
         return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),
                               encoder_checkpoint=str(paths['encoder_checkpoint']),
                               variant=variant, device=device, precision=precision,
-                              network_area=area)
+                              network_area=area, upsampling=upsampling)
     except (CheckpointError, OSError, ValueError) as err:
         files = ', '.join(str(p) for p in paths.values())
         raise ModelUnavailableError(f'cannot load the depth model from {files}: {err}') from err
