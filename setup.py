@@ -27,6 +27,7 @@ setup(
         'console_scripts': [
             'depth_node = ppd_ros.node.depth_node:main',
             'ppd-predict = ppd_ros.cli.predict:main',
+            'ppd-export = ppd_ros.cli.export:main',
             'ppd-fetch = ppd_ros.model.fetch:main',
             'ppd-eval = ppd_ros.evaluation.cli:main',
             'ppd-synth = ppd_ros.synthetic.cli:main',

@@ -178,6 +178,9 @@ def _probe_main(plan_path: str, result_path: str) -> int:
     recorded: dict[str, list] = {topic: [] for topic in record}
     depth_arrays: dict[int, np.ndarray] = {}  # stamp -> metres (or relative), for clouds
     keep_depth = any(topic.endswith('points') for topic in record)
+    # plan['save_depth']: topics whose float depth arrays go to <result>.npz as 'i/stamp'
+    save_depth = plan.get('save_depth', [])
+    saved_depth: dict[str, np.ndarray] = {}
     cloud_payloads: dict[int, tuple] = {}
 
     def now_ns() -> int:
@@ -211,6 +214,9 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                              if finite.size else None)
                 if keep_depth and msg.width * msg.height == d.size:
                     depth_arrays[entry['stamp']] = d.reshape(msg.height, msg.width)
+                if topic in save_depth and msg.width * msg.height == d.size:
+                    saved_depth[f"{save_depth.index(topic)}/{entry['stamp']}"] = d.reshape(
+                        msg.height, msg.width)
             with lock:
                 recorded[topic].append(entry)
         return cb
@@ -464,6 +470,8 @@ def _probe_main(plan_path: str, result_path: str) -> int:
         spinner.join(timeout=5.0)
         check_clouds()
         Path(result_path).write_text(json.dumps(result))
+        if save_depth:
+            np.savez(Path(result_path).with_suffix('.npz'), **saved_depth)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=('edge_aware', 'nearest', 'bilinear'),
                      help='network output to image size: edge_aware (default; no value between '
                           'two surfaces), nearest, or bilinear as the reference run.py')
+    run.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'),
+                     help='what runs the networks (default torch); onnxruntime and tensorrt '
+                          'run the --export-dir made by ppd-export from the same weights')
+    run.add_argument('--export-dir', help='ppd-export folder for --backend onnxruntime/tensorrt')
     run.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     run.add_argument('--seed', type=int, default=0,
                      help='noise seed, the same for every image (default 0)')
@@ -144,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                    variant=args.variant, device=args.device,
                                    precision=args.precision,
                                    network_area=args.network_area or None,
-                                   upsampling=args.upsampling)
+                                   upsampling=args.upsampling,
+                                   backend=args.backend, export_dir=args.export_dir)
     except (CheckpointError, FileNotFoundError, ValueError) as error:
         print(f'ppd-predict: error: {error}', file=sys.stderr)
         return 2

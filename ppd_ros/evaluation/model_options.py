@@ -11,9 +11,9 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS as DEFAULTS, PRECISION_CHOICES,
-                                                UPSAMPLING_CHOICES, VARIANT_CHOICES,
-                                                check_network_area_setting,
+from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS as DEFAULTS,
+                                                PRECISION_CHOICES, UPSAMPLING_CHOICES,
+                                                VARIANT_CHOICES, check_network_area_setting,
                                                 parse_network_area, require_weight_file)
 
 
@@ -30,6 +30,8 @@ class ModelOptions:
     seed: int
     network_area: int = 0
     upsampling: str = DEFAULTS['upsampling']
+    backend: str = DEFAULTS['backend']
+    export_dir: str = DEFAULTS['export_dir']
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
@@ -55,7 +57,8 @@ class ModelOptions:
         return {'weights': files, 'variant': self.variant if not self.checkpoint else None,
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
                 'seed': self.seed, 'network_area': self.network_area,
-                'upsampling': self.upsampling}
+                'upsampling': self.upsampling, 'backend': self.backend,
+                'export_dir': self.export_dir}
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +91,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help='network output to image size: edge_aware (no value between two '
                             'surfaces), nearest, or bilinear as the reference (default '
                             '%(default)s)')
+    group.add_argument('--backend', default=DEFAULTS['backend'], choices=BACKEND_CHOICES,
+                       help='what runs the networks (default %(default)s); onnxruntime and '
+                            'tensorrt run the --export-dir made by ppd-export')
+    group.add_argument('--export-dir', default=DEFAULTS['export_dir'],
+                       help='ppd-export folder for --backend onnxruntime / tensorrt')
     group.add_argument('--steps', type=int, default=DEFAULTS['steps'],
                        help='diffusion sampling steps (default %(default)s)')
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
@@ -113,7 +121,8 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
         encoder_checkpoint=args.encoder_checkpoint or DEFAULTS['encoder_checkpoint'],
         variant=args.variant, device=args.device, precision=args.precision,
         num_threads=args.num_threads, steps=args.steps, seed=args.seed,
-        network_area=args.network_area, upsampling=args.upsampling)
+        network_area=args.network_area, upsampling=args.upsampling,
+        backend=args.backend, export_dir=args.export_dir or '')
 
 
 def load_model(options: ModelOptions):
@@ -123,10 +132,13 @@ def load_model(options: ModelOptions):
     predictor = load_predictor_from_paths(
         str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
         str(files.get('encoder_checkpoint', '')), options.variant, options.device,
-        options.precision, options.num_threads, options.network_area, options.upsampling)
+        options.precision, options.num_threads, options.network_area, options.upsampling,
+        options.backend, options.export_dir)
     import torch
     info = {'name': predictor.config.name,
-            'parameters': int(sum(p.numel() for p in predictor.model.parameters())),
+            'parameters': None if predictor.model is None else
+            int(sum(p.numel() for p in predictor.model.parameters())),
+            'backend': options.backend,
             'train_size': [predictor.config.train_width, predictor.config.train_height],
             'device': str(predictor.device), 'precision': options.precision,
             'network_area': predictor.network_area, 'upsampling': options.upsampling,

@@ -251,15 +251,28 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
                    variant: str | Mapping[str, Any] | ModelConfig = 'large',
                    device: str | torch.device = 'auto', precision: str = 'fp32',
                    network_area: int | None = None,
-                   upsampling: str = 'edge_aware') -> DepthPredictor:
+                   upsampling: str = 'edge_aware', backend: str = 'torch',
+                   export_dir: str | os.PathLike | None = None) -> DepthPredictor:
     """Predictor from a ppd_ros checkpoint (its config wins; ``variant`` is ignored) or from the
     official release files (``dit_checkpoint`` / ``encoder_checkpoint``, defaulting to
     models/ppd.pth and models/depth_anything_v2_vitl.pth) built as ``variant``.
+
+    ``backend`` 'onnxruntime' or 'tensorrt' runs the export in ``export_dir`` (``ppd-export``;
+    see exported_engines.py) instead of PyTorch; the weight files named must be those it was
+    made from, and ``network_area`` defaults to the export's.
     """
     if checkpoint is not None:
         if dit_checkpoint is not None or encoder_checkpoint is not None:
             raise ValueError('give either checkpoint (ppd_ros format) or dit/encoder '
                              'checkpoints, not both')
+    if backend != 'torch':
+        from .exported_engines import make_engine
+        sources = [p for p in (checkpoint, dit_checkpoint, encoder_checkpoint) if p is not None]
+        engine = make_engine(backend, export_dir, precision=precision, device=str(device),
+                             sources=sources)
+        return DepthPredictor(engine, network_area=network_area or engine.network_area,
+                              upsampling=upsampling)
+    if checkpoint is not None:
         model = load_checkpoint(checkpoint)
     else:
         model = load_official(dit_checkpoint, encoder_checkpoint, variant)

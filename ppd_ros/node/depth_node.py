@@ -135,7 +135,8 @@ class DepthNodeCore:
             try:
                 predictor = load_predictor_from_paths(
                     s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
-                    s.precision, s.num_threads, s.network_area, s.upsampling)
+                    s.precision, s.num_threads, s.network_area, s.upsampling, s.backend,
+                    s.export_dir)
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
         self._pipeline = DepthPipeline(predictor)
@@ -191,7 +192,8 @@ class DepthNodeCore:
 
     def _describe_running(self) -> str:
         s = self._config[0]
-        return (f"model {_describe(self._pipeline.predictor)}, depth.mode '{s.depth_mode}', "
+        return (f"model {_describe(self._pipeline.predictor)} (backend {s.backend}), "
+                f"depth.mode '{s.depth_mode}', "
                 f"listening on {self._image_topic}; outputs: "
                 f"{', '.join(self._outputs.topics())}")
 

@@ -14,9 +14,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
-from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, PRECISION_CHOICES,
-                                                UPSAMPLING_CHOICES, VARIANT_CHOICES,
-                                                check_network_area_setting)
+from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS,
+                                                PRECISION_CHOICES, UPSAMPLING_CHOICES,
+                                                VARIANT_CHOICES, check_network_area_setting)
 from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
 
 
@@ -75,6 +75,15 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'depth step takes the foreground or the background, never a value between: '
                   'no flying pixels), nearest, or bilinear (as the reference run.py).',
                   read_only=True, choices=UPSAMPLING_CHOICES),
+    ParameterSpec('backend', MODEL_DEFAULTS['backend'],
+                  'What runs the networks: torch (PyTorch), onnxruntime (the export in '
+                  'export_dir; CPU, or its CUDA / TensorRT providers when installed) or '
+                  'tensorrt (a TensorRT engine built from that export; needs the tensorrt '
+                  'package and CUDA). An export serves one network size and its exported '
+                  'step counts.', read_only=True, choices=BACKEND_CHOICES),
+    ParameterSpec('export_dir', MODEL_DEFAULTS['export_dir'],
+                  'Folder made by ppd-export from the same weights, for backend onnxruntime '
+                  'or tensorrt (unused with torch).', read_only=True),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
@@ -175,6 +184,8 @@ class DepthNodeSettings:
     num_threads: int
     network_area: int
     upsampling: str
+    backend: str
+    export_dir: str
     image_transport: str
     qos_reliability: str
     qos_depth: int
@@ -230,6 +241,9 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
                     f"{', '.join(spec.choices)}")
     if not _DEVICE.match(values['device']):
         return f"parameter 'device' is '{values['device']}'; expected auto, cpu, cuda or cuda:N"
+    if values['backend'] != 'torch' and not values['export_dir']:
+        return (f"parameter 'backend' is '{values['backend']}', which runs an export: set "
+                f"'export_dir' to a folder made by ppd-export")
     problem = check_network_area_setting(values['network_area'])
     if problem:
         return f"parameter 'network_area': {problem}"

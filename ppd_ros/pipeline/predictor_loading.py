@@ -20,12 +20,15 @@ MODEL_DEFAULTS = {
     'num_threads': 0,
     'network_area': 0,      # pixels; 0: the model's training area
     'upsampling': 'edge_aware',  # network output -> image size (geometry.depth_upsampling)
+    'backend': 'torch',
+    'export_dir': '',       # ppd-export folder, for backends other than torch
     'steps': 4,
     'seed': 0,
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
 PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
 UPSAMPLING_CHOICES = ('edge_aware', 'nearest', 'bilinear')
+BACKEND_CHOICES = ('torch', 'onnxruntime', 'tensorrt')
 
 
 def parse_network_area(text: str | int) -> int:
@@ -76,21 +79,38 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
     return resolved
 
 
+def require_export_dir(export_dir: str, backend: str) -> Path:
+    """The export folder (holding manifest.json) that `export_dir` resolves to, or
+    ModelUnavailableError saying how to make one."""
+    if not export_dir:
+        raise ModelUnavailableError(f"backend '{backend}' runs an exported model: set "
+                                    f"'export_dir' to a folder made by `ppd-export`")
+    manifest = require_weight_file(str(Path(export_dir) / 'manifest.json'), 'export_dir',
+                                   "make the export with `ppd-export` or point 'export_dir' "
+                                   "at one")
+    return manifest.parent
+
+
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
                               variant: str = 'large', device: str = 'auto',
                               precision: str = 'fp32', num_threads: int = 0,
-                              network_area: int = 0, upsampling: str = 'edge_aware'):
+                              network_area: int = 0, upsampling: str = 'edge_aware',
+                              backend: str = 'torch', export_dir: str = ''):
     """A DepthPredictor from a ppd_ros checkpoint, or (checkpoint empty) the official files.
 
     Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
     network_area > 0 sets the network resolution's area in pixels (0: the training area).
     upsampling: how the network output reaches the image size (UPSAMPLING_CHOICES).
+    backend other than 'torch' runs the export in export_dir, made from these weight files.
     """
     if checkpoint:
         paths = {'checkpoint': require_weight_file(checkpoint, 'checkpoint')}
     else:
         paths = {'dit_checkpoint': require_weight_file(dit_checkpoint, 'dit_checkpoint'),
                  'encoder_checkpoint': require_weight_file(encoder_checkpoint, 'encoder_checkpoint')}
+    exported = {}
+    if backend != 'torch':
+        exported = {'backend': backend, 'export_dir': str(require_export_dir(export_dir, backend))}
     import torch
 
     from ppd_ros.model import CheckpointError, load_predictor
@@ -100,11 +120,13 @@ def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_chec
     try:
         if checkpoint:
             return load_predictor(str(paths['checkpoint']), device=device, precision=precision,
-                                  network_area=area, upsampling=upsampling)
+                                  network_area=area, upsampling=upsampling, **exported)
         return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),
                               encoder_checkpoint=str(paths['encoder_checkpoint']),
                               variant=variant, device=device, precision=precision,
-                              network_area=area, upsampling=upsampling)
+                              network_area=area, upsampling=upsampling, **exported)
     except (CheckpointError, OSError, ValueError) as err:
         files = ', '.join(str(p) for p in paths.values())
+        if exported:
+            files += f" with the export {exported['export_dir']}"
         raise ModelUnavailableError(f'cannot load the depth model from {files}: {err}') from err
