@@ -21,7 +21,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ppd_ros.pipeline.predictor_loading import parse_network_area
+from ppd_ros.pipeline.predictor_loading import BACKEND_CHOICES, parse_network_area
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 GAP_PX = 50
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=('edge_aware', 'nearest', 'bilinear'),
                      help='network output to image size: edge_aware (default; no value between '
                           'two surfaces), nearest, or bilinear as the reference run.py')
-    run.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime', 'tensorrt'),
+    run.add_argument('--backend', default='torch', choices=BACKEND_CHOICES,
                      help='what runs the networks (default torch); onnxruntime and tensorrt '
                           'run the --export-dir made by ppd-export from the same weights')
     run.add_argument('--export-dir', help='ppd-export folder for --backend onnxruntime/tensorrt')
