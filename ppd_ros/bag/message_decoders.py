@@ -4,10 +4,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ppd_ros.messages.compressed_image import compressed_to_rgb
+from ppd_ros.messages.compressed_image import compressed_to_rgb, decode_compressed
 from ppd_ros.messages.image_encoding import (DEPTH_ENCODINGS, ImageEncodingError,
                                              image_to_depth_m, image_to_rgb)
 from ppd_ros.synthetic.camera import CameraInfoFields
+from ppd_ros.untrusted_text import quoted
 
 from .typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD2
 
@@ -41,11 +42,12 @@ def decode_compressed_image(msg) -> np.ndarray:
         return compressed_to_rgb(msg.format, msg.data)
     if 'compresseddepth' in msg.format.lower():
         raise ImageEncodingError(f"'compressedDepth' CompressedImage is not supported "
-                                 f"(format '{msg.format}')")
-    decoded = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None or decoded.dtype != np.uint16 or decoded.ndim != 2:
-        raise ImageEncodingError(f"cannot decode CompressedImage format '{msg.format}' as "
-                                 '16-bit single-channel depth')
+                                 f'(format {quoted(msg.format)})')
+    decoded = decode_compressed(msg.format, np.asarray(msg.data, dtype=np.uint8),
+                                cv2.IMREAD_UNCHANGED)
+    if decoded.dtype != np.uint16 or decoded.ndim != 2:
+        raise ImageEncodingError(f'cannot decode CompressedImage format {quoted(msg.format)} '
+                                 'as 16-bit single-channel depth')
     return image_to_depth_m('16UC1', *decoded.shape, decoded.shape[1] * 2,
                             decoded.astype('<u2').tobytes())
 

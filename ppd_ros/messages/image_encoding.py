@@ -6,6 +6,8 @@ import array
 import cv2
 import numpy as np
 
+from ppd_ros.untrusted_text import quoted
+
 #: Colour encodings the depth pipeline accepts, with their channel count.
 COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 #: Depth encodings: 32FC1 in metres (NaN invalid), 16UC1 in millimetres (0 invalid).
@@ -40,7 +42,8 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, data,
     channels = COLOR_ENCODINGS.get(encoding)
     if channels is None:
         raise ImageEncodingError(
-            f"unsupported image encoding '{encoding}'; expected one of {sorted(COLOR_ENCODINGS)}")
+            f'unsupported image encoding {quoted(encoding)}; expected one of '
+            f'{sorted(COLOR_ENCODINGS)}')
     px = _pixel_rows(height, width, step, data, np.dtype(np.uint8), channels, is_bigendian)
     if encoding == 'mono8':
         return np.repeat(px, 3, axis=2)
@@ -54,7 +57,8 @@ def image_to_float32(encoding: str, height: int, width: int, step: int, data,
     """Decode a 32FC1 payload into float32 H x W with every value kept (relative depth may be
     <= 0, which image_to_depth_m would mark invalid)."""
     if encoding != '32FC1':
-        raise ImageEncodingError(f"unsupported float image encoding '{encoding}'; expected 32FC1")
+        raise ImageEncodingError(f'unsupported float image encoding {quoted(encoding)}; '
+                                 'expected 32FC1')
     px = _pixel_rows(height, width, step, data, DEPTH_ENCODINGS['32FC1'], 1, is_bigendian)
     return px[:, :, 0].astype(np.float32)  # native-endian copy
 
@@ -65,7 +69,8 @@ def image_to_depth_m(encoding: str, height: int, width: int, step: int, data,
     dtype = DEPTH_ENCODINGS.get(encoding)
     if dtype is None:
         raise ImageEncodingError(
-            f"unsupported depth encoding '{encoding}'; expected one of {sorted(DEPTH_ENCODINGS)}")
+            f'unsupported depth encoding {quoted(encoding)}; expected one of '
+            f'{sorted(DEPTH_ENCODINGS)}')
     if encoding == '16UC1':
         px = _pixel_rows(height, width, step, data, dtype, 1, is_bigendian)[:, :, 0]
         depth = px.astype(np.float32) * np.float32(1e-3)
