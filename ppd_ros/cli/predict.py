@@ -41,7 +41,21 @@ def list_images(inputs: Sequence[str]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """RGB of an image file; JPEG and PNG go through the checked decoder (declared size within
+    the default pixel budget and aspect ratio before anything is decoded)."""
+    from ppd_ros.messages.compressed_image import compressed_to_rgb
+    from ppd_ros.messages.image_encoding import ImageEncodingError
+    from ppd_ros.messages.image_header import sniff_container
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f'cannot read image {path}: {error.strerror}') from None
+    if sniff_container(memoryview(data)) is not None:
+        try:
+            return compressed_to_rgb('', data)
+        except ImageEncodingError as error:
+            raise ValueError(f'cannot read image {path}: {error}') from None
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ValueError(f'cannot read image {path}')
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
@@ -53,23 +67,33 @@ def side_by_side(rgb: np.ndarray, depth_rgb: np.ndarray, gap: int = GAP_PX) -> n
     return np.concatenate([rgb, white, depth_rgb], axis=1)
 
 
-def camera_for(args: argparse.Namespace, width: int, height: int):
-    from ppd_ros.geometry.camera_model import camera_from_horizontal_fov, camera_from_info_fields
+def check_intrinsics_arguments(args: argparse.Namespace) -> None:
+    """--fx --fy --cx --cy: all or none, finite, positive focal lengths (their bounds relative
+    to an image's size are checked per image)."""
     given = [args.fx, args.fy, args.cx, args.cy]
     if all(v is None for v in given):
-        return camera_from_horizontal_fov(width, height, args.hfov)
+        return
     if any(v is None for v in given):
         raise ValueError('give all of --fx --fy --cx --cy, or none (then --hfov is used)')
+    if not (all(np.isfinite(given)) and args.fx > 0 and args.fy > 0):
+        raise ValueError('--fx --fy --cx --cy must be finite, --fx and --fy positive')
+
+
+def camera_for(args: argparse.Namespace, width: int, height: int):
+    from ppd_ros.geometry.camera_model import camera_from_horizontal_fov, camera_from_info_fields
+    check_intrinsics_arguments(args)
+    if args.fx is None:
+        return camera_from_horizontal_fov(width, height, args.hfov)
     k = [args.fx, 0.0, args.cx, 0.0, args.fy, args.cy, 0.0, 0.0, 1.0]
     return camera_from_info_fields(k, [0.0] * 12, width, height)
 
 
 def write_point_cloud(path_stem: Path, rgb: np.ndarray, depth: np.ndarray,
-                      args: argparse.Namespace) -> Path:
+                      args: argparse.Namespace, camera=None) -> Path:
     """PLY of the depth map; relative (Z = exp(depth)) unless a metric fit is given."""
     from ppd_ros.geometry.ply import write_ply
     from ppd_ros.geometry.unproject import unproject
-    camera = camera_for(args, depth.shape[1], depth.shape[0])
+    camera = camera or camera_for(args, depth.shape[1], depth.shape[0])
     if args.metric_fit is None:
         z = np.exp(depth.astype(np.float64))
         path = path_stem.with_name(path_stem.name + '_relative.ply')
@@ -142,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         images = list_images(args.inputs)
         if args.ply:
-            camera_for(args, 2, 2)  # reject bad intrinsics before loading weights
+            check_intrinsics_arguments(args)  # before loading weights
         predictor = load_predictor(args.checkpoint, dit_checkpoint=args.dit_checkpoint,
                                    encoder_checkpoint=args.encoder_checkpoint,
                                    variant=args.variant, device=args.device,
@@ -162,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in tqdm(images, desc='ppd-predict', unit='img', disable=len(images) < 2):
         try:
             rgb = read_rgb(path)
+            camera = camera_for(args, rgb.shape[1], rgb.shape[0]) if args.ply else None
         except ValueError as error:  # unreadable file: report it, keep going with the rest
             tqdm.write(f'ppd-predict: error: {error}; skipped', file=sys.stderr)
             failed += 1
@@ -173,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cv2.imwrite(str(stem.with_name(path.stem + '.png')),
                     cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
         if args.ply:
-            write_point_cloud(stem, rgb, pred.depth, args)
+            write_point_cloud(stem, rgb, pred.depth, args, camera)
     print(f'wrote {len(images) - failed} result(s) to {outdir}'
           + (f'; {failed} unreadable image(s) skipped' if failed else ''))
     return 1 if failed else 0
