@@ -113,6 +113,11 @@ def test_zero_p_falls_back_to_k():
     (K[:8], P, (W, H), '9 K'),
     ([0.0] * 9, [0.0] * 12, (W, H), 'focal'),
     (K, P, (0, H), 'size'),
+    ([1e-300] + K[1:], [1e-300] + P[1:], (W, H), 'fx=1e-300, fy=52 are outside'),
+    (K, P[:5] + [1e-30] + P[6:], (W, H), 'CameraInfo P focal lengths'),
+    ([1e6] + K[1:], P, (W, H), 'CameraInfo K focal lengths'),
+    (K[:2] + [1e300] + K[3:], P, (W, H), r'principal point \(1e\+300, 23.7\) lies far outside'),
+    (K, P[:6] + [-60.0] + P[7:], (W, H), 'principal point'),
 ])
 def test_invalid_camera_info_rejected(k, p, size, match):
     with pytest.raises(CameraModelError, match=match):
@@ -520,3 +525,13 @@ def test_cloud_buffer_pool_recycles_a_payload_only_once_it_is_released():
     assert (other.height, other.width) == (3, 4)             # another shape: its own buffer
     with pytest.raises(ValueError):
         CloudBufferPool(max_buffers=0)
+
+
+def test_sane_intrinsics_bounds_are_wide():
+    """A 170-degree wide angle and a 1-degree telephoto, a principal point off a crop, and an
+    all-zero K beside a valid P (some drivers) are all accepted."""
+    for hfov in (170.0, 1.0):
+        f = (W / 2) / math.tan(math.radians(hfov) / 2)
+        _camera([f, 0, 31.5, 0, f, 23.5, 0, 0, 1], [0.0] * 12)
+    _camera([50.0, 0, -30.0, 0, 52.0, 90.0, 0, 0, 1], [0.0] * 12)
+    assert _camera([0.0] * 9, P).fx == 50.0

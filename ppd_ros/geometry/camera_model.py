@@ -15,8 +15,33 @@ from dataclasses import dataclass
 import numpy as np
 
 
+#: Sane focal lengths, as multiples of the image's longer side: 0.01 is a 178-degree field of
+#: view, 1000 a 0.06-degree one. Beyond them a cloud's coordinates explode (fx = 1e-300 gives
+#: points at infinity) or collapse.
+FOCAL_RANGE = (0.01, 1000.0)
+#: The principal point may lie at most this many image sizes outside the image (a shifted
+#: crop of a lens keeps it near the image; 1e300 is a corrupt CameraInfo).
+PRINCIPAL_POINT_MARGIN = 1.0
+
+
 class CameraModelError(ValueError):
     """CameraInfo fields that do not describe a usable pinhole camera."""
+
+
+def intrinsics_problem(fx: float, fy: float, cx: float, cy: float, width: int, height: int,
+                       source: str) -> str | None:
+    """Why (fx, fy, cx, cy) of a width x height image are outside the sane ranges above."""
+    side = max(width, height)
+    low, high = FOCAL_RANGE[0] * side, FOCAL_RANGE[1] * side
+    if not (low <= fx <= high and low <= fy <= high):
+        return (f'{source} focal lengths fx={fx:.6g}, fy={fy:.6g} are outside '
+                f'[{low:.6g}, {high:.6g}] ({FOCAL_RANGE[0]:g} to {FOCAL_RANGE[1]:g} times the '
+                f'image side {side})')
+    m = PRINCIPAL_POINT_MARGIN
+    if not (-m * width <= cx <= (1 + m) * width and -m * height <= cy <= (1 + m) * height):
+        return (f'{source} principal point ({cx:.6g}, {cy:.6g}) lies far outside the '
+                f'{width}x{height} image')
+    return None
 
 
 def scale_k(k: np.ndarray, sx: float, sy: float) -> np.ndarray:
@@ -88,7 +113,9 @@ class PinholeCamera:
 
 
 def camera_from_info_fields(k, p, width: int, height: int) -> PinholeCamera:
-    """Validated PinholeCamera from CameraInfo's k (9), p (12), width and height."""
+    """Validated PinholeCamera from CameraInfo's k (9), p (12), width and height: finite
+    values, positive focal lengths, and K's and (when not all zero) P's focal lengths and
+    principal point within FOCAL_RANGE and PRINCIPAL_POINT_MARGIN."""
     k = np.asarray(k, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     if k.size != 9 or p.size != 12:
@@ -100,7 +127,13 @@ def camera_from_info_fields(k, p, width: int, height: int) -> PinholeCamera:
     camera = PinholeCamera(int(width), int(height), k.reshape(3, 3).copy(), p.reshape(3, 4).copy())
     if camera.fx <= 0 or camera.fy <= 0:
         raise CameraModelError(
-            f'CameraInfo focal lengths must be positive (fx={camera.fx}, fy={camera.fy})')
+            f'CameraInfo focal lengths must be positive (fx={camera.fx:.6g}, fy={camera.fy:.6g})')
+    sets = [(name, m) for name, m in (('K', camera.k), ('P', camera.p)) if np.any(m)]
+    for name, m in sets:  # P makes the clouds, K is republished: both must be sane
+        problem = intrinsics_problem(m[0, 0], m[1, 1], m[0, 2], m[1, 2], camera.width,
+                                     camera.height, f'CameraInfo {name}')
+        if problem:
+            raise CameraModelError(problem)
     return camera
 
 
