@@ -222,3 +222,31 @@ def test_filter_resets_when_time_goes_backwards():
     flt.update(fit_of(2.0), stamp=10.0)
     out = flt.update(fit_of(3.0), stamp=1.0)
     assert out.valid and out.a == pytest.approx(3.0)
+
+
+def test_one_far_future_stamp_does_not_reset_the_filter():
+    """A lone corrupt stamp ahead of time, then a degenerate fit: the filter keeps its scale,
+    rejects the bad fit and accepts the next correct one (a reset would have re-initialised
+    from the bad fit and rejected the correct one)."""
+    flt = TemporalScaleFilter(max_relative_jump=0.25)
+    for i in range(5):
+        flt.update(fit_of(2.0), stamp=100.0 + i * 0.1)
+    flt.update(fit_of(2.0), stamp=4e9)                   # one stamp in the year 2096
+    skewed = flt.update(fit_of(3.5), stamp=100.6)        # back on time, a skewed fit
+    assert skewed.a == pytest.approx(2.0) and 'rejected' in skewed.reason
+    correct = flt.update(fit_of(2.0), stamp=100.7)
+    assert correct.valid and correct.held_for == 0 and correct.a == pytest.approx(2.0)
+    looped = flt.update(fit_of(3.5), stamp=50.0)         # a real bag loop still resets
+    assert looped.a == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize('size', [2, 3, 4, 5])
+def test_range_scale_fits_tiny_images(size):
+    pred = np.linspace(0.0, 1.0, size * size).reshape(size, size)
+    fit = RangeScale(0.5, 10.0).fit(pred)
+    assert fit.ok and fit.n_points == size * size
+
+
+def test_range_scale_on_one_pixel_says_why_it_cannot_fit():
+    fit = RangeScale(0.5, 10.0).fit(np.zeros((1, 1)))
+    assert not fit.ok and '1 finite pixel(s)' in fit.reason and 'needs 2' in fit.reason

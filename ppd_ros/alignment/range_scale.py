@@ -16,6 +16,9 @@ import numpy as np
 from ppd_ros.alignment.log_affine_apply import apply_log_affine
 from ppd_ros.alignment.log_affine_fit import LogAffineFit, failed_fit
 
+#: Fewer strided samples than this: the percentiles use every pixel.
+MIN_SAMPLES = 256
+
 
 @dataclass(frozen=True)
 class RangeScale:
@@ -36,10 +39,13 @@ class RangeScale:
 
         As a LogAffineFit (so it can feed TemporalScaleFilter); inlier_ratio 1 and residual 0
         since nothing is measured against a reference."""
-        values = np.asarray(pred)[::self.stride, ::self.stride].ravel()
+        pred = np.asarray(pred)
+        sampled = pred[::self.stride, ::self.stride]
+        values = (sampled if sampled.size >= MIN_SAMPLES else pred).ravel()  # small images: all
         values = values[np.isfinite(values)]
         if len(values) < 2:
-            return failed_fit('prediction has no finite pixels', len(values))
+            return failed_fit(f'prediction has {len(values)} finite pixel(s), the range fit '
+                              'needs 2 or more', len(values))
         low, high = np.percentile(values, [self.low_percentile, self.high_percentile])
         if high - low <= 1e-9:
             return failed_fit('prediction has no spread between its percentiles', len(values))

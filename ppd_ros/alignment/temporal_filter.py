@@ -9,7 +9,9 @@ Per update:
     change (new scene, sensor switch): the filter restarts from the latest of them;
   - an accepted fit is blended by an EMA, (a, b) <- (1 - alpha)(a, b) + alpha (a_new, b_new),
     i.e. an EMA of the predicted log(1 + depth) at every prediction value;
-  - a stamp older than the previous one (bag loop, clock reset) resets the filter.
+  - a stamp older than the previous one (bag loop, clock reset) resets the filter, unless it
+    is not older than the one before: then the previous stamp was a lone jump ahead (one
+    corrupt stamp), and the filter carries on.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ class TemporalScaleFilter:
         self._pending: list[LogAffineFit] = []
         self._held = 0
         self._last_stamp: float | None = None
+        self._stamp_before: float | None = None  # the stamp before _last_stamp
         self._state = reason
 
     @property
@@ -89,8 +92,9 @@ class TemporalScaleFilter:
         """Feed one frame's fit (stamp in seconds, optional); get the scale to use."""
         if stamp is not None:
             if self._last_stamp is not None and stamp < self._last_stamp:
-                self.reset('time went backwards')
-            self._last_stamp = stamp
+                if self._stamp_before is None or stamp < self._stamp_before:
+                    self.reset('time went backwards')
+            self._stamp_before, self._last_stamp = self._last_stamp, stamp
         if not fit.ok:
             return self._hold(f'fit failed: {fit.reason}')
         if self._params is None:
