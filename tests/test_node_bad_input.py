@@ -119,7 +119,7 @@ def test_unreadable_frames_counted_as_failed_in_diagnostics(raw_session):
 def test_corrupt_compressed_frames_logged_once_and_skipped(compressed_session):
     result, output, alive, returncode = compressed_session
     assert alive and returncode == 0 and 'Traceback' not in output
-    assert '[ERROR]' in _assert_one_error(output, 'could not decode the jpeg image')
+    assert '[ERROR]' in _assert_one_error(output, "CompressedImage labelled 'jpeg' holds data")
     depth = by_stamp(result['topics'][DEPTH])
     corrupt, = _stamps(result, 'corrupt')
     assert not any(s in depth for s in corrupt)

@@ -73,7 +73,9 @@ def test_distortion_warning_only_for_non_zero_d_on_an_image_not_named_rectified(
     raw, info = '/camera/color/image_raw', '/camera/color/camera_info'
     warning = distortion_warning(raw, info, 'plumb_bob', [0.1, -0.2, 0.0, 0.0, 0.0])
     assert "CameraInfo on '/camera/color/camera_info' has non-zero distortion" in warning
-    assert 'plumb_bob, D = [0.1, -0.2, 0, 0, 0]' in warning and 'image_rect' in warning
+    assert "'plumb_bob', D = [0.1, -0.2, 0, 0, 0]" in warning and 'image_rect' in warning
+    hostile = distortion_warning(raw, info, 'x\n[INFO] fake' + 'y' * 10_000, [0.1] * 10_000)
+    assert '\n' not in hostile and len(hostile) < 500 and '(10000 values)' in hostile
     assert distortion_warning(raw, info, 'plumb_bob', [0.0] * 5) is None
     assert distortion_warning(raw, info, '', []) is None
     # raw and rectified images share one CameraInfo (D describes the raw image)

@@ -34,10 +34,12 @@ from ppd_ros.geometry.camera_model import CameraModelError, camera_from_info_fie
 from ppd_ros.messages.compressed_image import compressed_to_rgb
 from ppd_ros.messages.image_encoding import (COLOR_ENCODINGS, ImageEncodingError,
                                              image_to_depth_m, image_to_rgb)
+from ppd_ros.messages.image_limits import ImageLimitError, ImageLimits
 from ppd_ros.node import message_builders as build
 from ppd_ros.node.diagnostics import depth_node_status
 from ppd_ros.node.frame_statistics import FrameStatistics
 from ppd_ros.node.heap_retention import retain_freed_memory
+from ppd_ros.node.input_gaps import InputGapEstimator
 from ppd_ros.node.latest_frame_slot import LatestFrameSlot
 from ppd_ros.node.matched_subscription import MatchedSubscription
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
@@ -53,6 +55,7 @@ from ppd_ros.pipeline.reference_pairing import ReferencePairing
 from ppd_ros.ros_conventions.camera_info import distortion_warning
 from ppd_ros.ros_conventions.fastdds_profile import (PROFILE, fastdds_major_version,
                                                      loaded_libraries, profile_problem)
+from ppd_ros.untrusted_text import one_line
 
 NODE_NAME = 'depth_node'
 ERROR_PERIOD_S = 5.0
@@ -64,8 +67,10 @@ class StartupError(RuntimeError):
     """The node cannot start (bad parameters, no model); the message says why."""
 
 
-def _image_problem(msg) -> str:
+def _image_problem(msg, error: ImageEncodingError) -> str:
     """Throttling key of an undecodable image: each kind of problem is reported on its own."""
+    if isinstance(error, ImageLimitError):
+        return error.setting
     if isinstance(msg, CompressedImage):
         return 'bad_compressed'
     if msg.width == 0 or msg.height == 0:
@@ -141,6 +146,7 @@ class DepthNodeCore:
                 raise StartupError(str(err)) from err
         self._pipeline = DepthPipeline(predictor)
         self._stats = FrameStatistics()
+        self._gaps = InputGapEstimator()
         self._slot = LatestFrameSlot()
         self._camera_info: CameraInfo | None = None
         self._distortion_checked = False
@@ -210,6 +216,7 @@ class DepthNodeCore:
 
     def _on_image(self, msg) -> None:
         self._stats.frame_received()
+        self._gaps.add(_stamp_ns(msg.header))
         if self._idle(self._config[0]):
             self._stats.frame_skipped_idle()
             return
@@ -268,7 +275,8 @@ class DepthNodeCore:
             f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
             self._stats.snapshot(), self._idle(s), s.depth_mode,
             None if scaler is None else scaler.status,
-            self._references.status() if s.depth_mode == 'reference' else None)
+            self._references.status() if s.depth_mode == 'reference' else None,
+            self._gaps.status())
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -285,8 +293,8 @@ class DepthNodeCore:
                 if not self.context.ok() or self._outputs is None:
                     return  # shutting down: publishers are going away
                 try:
-                    self._fail('processing',
-                               f'depth processing failed: {type(err).__name__}: {err}')
+                    self._fail('processing', f'depth processing failed: '
+                                             f'{type(err).__name__}: {one_line(err)}')
                 except Exception:  # logging itself failed: still keep the worker
                     pass
 
@@ -315,9 +323,12 @@ class DepthNodeCore:
         outputs = self._outputs
         return outputs is not None and outputs.wanted(topic, s.lazy)
 
-    def _decode(self, msg) -> np.ndarray:
+    def _decode(self, msg, s: DepthNodeSettings) -> np.ndarray:
+        limits = ImageLimits(s.input_max_pixels, s.input_max_aspect_ratio)
         if isinstance(msg, CompressedImage):
-            return compressed_to_rgb(msg.format, msg.data)
+            return compressed_to_rgb(msg.format, msg.data, limits,
+                                     warn=lambda text: self._warn('decoder_output', text))
+        limits.check(msg.width, msg.height)
         return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                             bool(msg.is_bigendian))
 
@@ -349,6 +360,7 @@ class DepthNodeCore:
             return None, match.problem
         ref = match.reference
         try:
+            ImageLimits(s.input_max_pixels, s.input_max_aspect_ratio).check(ref.width, ref.height)
             return image_to_depth_m(ref.encoding, ref.height, ref.width, ref.step, ref.data,
                                     bool(ref.is_bigendian)), ''
         except ImageEncodingError as err:
@@ -366,10 +378,19 @@ class DepthNodeCore:
     def _process(self, msg: Image | CompressedImage) -> None:
         s, scaler = self._config
         start = time.perf_counter()
+        if msg.header.stamp.sec < 0:
+            self._fail('negative_stamp', f"image on '{self._image_topic}' is stamped "
+                       f'{msg.header.stamp.sec} s: ROS time cannot be negative; frame skipped '
+                       '(fix the camera driver clock)')
+            return
         try:
-            rgb = self._decode(msg)
+            rgb = self._decode(msg, s)
         except ImageEncodingError as err:
-            self._fail(_image_problem(msg), f"bad image on '{self._image_topic}': {err}")
+            hint = ''
+            if isinstance(err, ImageLimitError):
+                hint = f"; parameter 'input.{err.setting}' sets the limit"
+            self._fail(_image_problem(msg, err),
+                       f"bad image on '{self._image_topic}': {err}{hint}")
             return
         camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0])
         options = PipelineOptions(

@@ -6,6 +6,7 @@ import math
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from ppd_ros.node.frame_statistics import StatisticsSnapshot
+from ppd_ros.node.input_gaps import InputGapStatus
 from ppd_ros.pipeline.metric_scaler import ScaleStatus
 from ppd_ros.pipeline.reference_pairing import ReferenceStreamStatus
 
@@ -21,7 +22,8 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, idle: bool,
                       depth_mode: str = 'relative', scale: ScaleStatus | None = None,
-                      reference: ReferenceStreamStatus | None = None) -> DiagnosticStatus:
+                      reference: ReferenceStreamStatus | None = None,
+                      gaps: InputGapStatus | None = None) -> DiagnosticStatus:
     """Level: STALE without recent input; ERROR when the last frame failed or (metric mode)
     got no metric scale; WARN when it was published without something (e.g. no usable
     CameraInfo) or with a held scale; else OK."""
@@ -50,6 +52,12 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
         'last frame age (s)': _number(stats.last_frame_age_s),
         'latency (s)': _number(stats.last_latency_s),
     }
+    if gaps is not None:
+        values.update({
+            'input frames missing (estimated from stamp gaps)': str(gaps.missing),
+            'input period from stamps (s)': _number(gaps.period_s),
+            'input stamp restarts': str(gaps.restarts),
+        })
     if scale is not None:
         values.update(_scale_values(scale))
     if reference is not None:

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
 from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
+from ppd_ros.messages.image_limits import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS,
@@ -106,6 +107,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True),
     # --- run time ---
     ParameterSpec('lazy', True, 'Run no inference while nothing subscribes to any output.'),
+    ParameterSpec('input.max_pixels', DEFAULT_MAX_PIXELS, 'Pixel budget per image: larger '
+                  'images (by their declared size, for JPEG / PNG read from the header before '
+                  'decoding) are refused with one error.', int_range=(1, 2**31 - 1)),
+    ParameterSpec('input.max_aspect_ratio', DEFAULT_MAX_ASPECT_RATIO, 'Images whose long '
+                  'side exceeds this many times the short side are refused with one error.',
+                  float_range=(1.0, 1000.0)),
     ParameterSpec('steps', MODEL_DEFAULTS['steps'], 'Euler sampling steps per frame; more is slower (the paper '
                   'evaluates with 4).',
                   int_range=(1, 64)),
@@ -192,6 +199,8 @@ class DepthNodeSettings:
     diagnostics_period: float
     retain_heap: bool
     lazy: bool
+    input_max_pixels: int
+    input_max_aspect_ratio: float
     steps: int
     seed: int
     output_scale: float

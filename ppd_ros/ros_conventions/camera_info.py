@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ppd_ros.untrusted_text import quoted
+
 
 def looks_rectified(image_topic: str) -> bool:
     """Whether the topic's last name component says rectified (image_rect, image_rect_color)."""
@@ -22,9 +24,12 @@ def distortion_warning(image_topic: str, info_topic: str, distortion_model: str,
     look rectified; None otherwise."""
     if looks_rectified(image_topic) or not any(abs(float(k)) > 0.0 for k in d):
         return None
-    coefficients = ', '.join(f'{float(k):.4g}' for k in d)
+    coefficients = ', '.join(f'{float(k):.4g}' for k in list(d)[:8])
+    if len(d) > 8:
+        coefficients += f', ... ({len(d)} values)'
+    model = quoted(distortion_model, 40) if distortion_model else 'no model'
     return (f"CameraInfo on '{info_topic}' has non-zero distortion "
-            f"({distortion_model or 'no model'}, D = [{coefficients}]): depth_node treats "
+            f"({model}, D = [{coefficients}]): depth_node treats "
             f"'{image_topic}' as a rectified image and unprojects it with P, ignoring D. If it "
             f"is the raw image, subscribe to the rectified one (image_proc's image_rect) "
             f"instead, or the clouds bend towards the image corners")
