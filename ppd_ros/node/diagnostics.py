@@ -56,6 +56,7 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
         values.update({
             'input frames missing (estimated from stamp gaps)': str(gaps.missing),
             'input period from stamps (s)': _number(gaps.period_s),
+            'input stamps steady': str(gaps.steady).lower(),
             'input stamp restarts': str(gaps.restarts),
         })
     if scale is not None:
