@@ -16,6 +16,7 @@ same K draws every frame, and every image of a batch gets the draws it would get
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -33,7 +34,8 @@ from .network_resolution import bounded_network_size, check_network_area, check_
 from .pixel_perfect_depth import PixelPerfectDepth
 from .preprocess import image_to_tensor, resize_keep_aspect
 
-__all__ = ['DepthPredictor', 'PRECISIONS', 'Prediction', 'load_predictor', 'resolve_device']
+__all__ = ['DepthPredictor', 'PRECISIONS', 'Prediction', 'PredictionInterrupted', 'load_predictor',
+           'resolve_device']
 
 
 @dataclass
@@ -51,6 +53,10 @@ class Prediction:
     timings: dict[str, float]    # seconds: preprocess, semantics, dit, postprocess, total
     timesteps: tuple[int, ...] = field(default=())  # the integer timesteps that were run
     network_samples: np.ndarray | None = None  # float32 (K, h, w): x_0 + 0.5 of each draw
+
+
+class PredictionInterrupted(RuntimeError):
+    """predict() stopped at a diffusion step boundary because interrupt() was called."""
 
 
 def _check_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -95,6 +101,15 @@ class DepthPredictor:
         area = self.config.train_area if network_area is None else network_area
         self.network_area = check_network_area(area)
         self.upsampling = upsampling
+        self._interrupts = 0  # interrupt() calls so far
+        self._interrupt_lock = threading.Lock()
+
+    def interrupt(self) -> None:
+        """Make the predict() calls running now raise PredictionInterrupted before their next
+        diffusion step (for shutting down in the middle of a long inference); later calls
+        run normally."""
+        with self._interrupt_lock:
+            self._interrupts += 1
 
     @property
     def upsampling(self) -> str:
@@ -188,6 +203,7 @@ class DepthPredictor:
                  samples: int) -> list[Prediction]:
         """One DiT batch of len(images) x samples rows; all images share one network size."""
         start = time.perf_counter()
+        interrupts_before = self._interrupts
         if samples < 1:
             raise ValueError(f'samples must be >= 1, got {samples}')
         h, w = self._network_input_size(images[0], resize)
@@ -210,6 +226,8 @@ class DepthPredictor:
                 semantics = semantics.repeat_interleave(samples, dim=0)
 
         def velocity(x_t: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+            if self._interrupts != interrupts_before:
+                raise PredictionInterrupted(f'prediction interrupted before step {i + 1}')
             return engine.velocity(x_t, image, semantics, schedule, i)
 
         x0 = sample(velocity, x_T, schedule, self.config.num_train_timesteps)

@@ -35,6 +35,7 @@ from ppd_ros.messages.compressed_image import compressed_to_rgb
 from ppd_ros.messages.image_encoding import (COLOR_ENCODINGS, ImageEncodingError,
                                              image_to_depth_m, image_to_rgb)
 from ppd_ros.messages.image_limits import ImageLimitError, ImageLimits
+from ppd_ros.model.predictor import PredictionInterrupted
 from ppd_ros.node import message_builders as build
 from ppd_ros.node.diagnostics import depth_node_status
 from ppd_ros.node.frame_statistics import FrameStatistics
@@ -61,6 +62,9 @@ NODE_NAME = 'depth_node'
 ERROR_PERIOD_S = 5.0
 #: depth_reference images kept by the middleware until the callback takes them.
 REFERENCE_QOS_DEPTH = 5
+#: At shutdown, how long to wait for the frame in progress (the predictor stops at its next
+#: diffusion step); after that the frame is abandoned and the process exits without waiting.
+SHUTDOWN_WAIT_S = 5.0
 
 
 class StartupError(RuntimeError):
@@ -110,6 +114,7 @@ class DepthNodeCore:
     _outputs: OutputPublishers | None = None
     _pipeline: DepthPipeline | None = None
     _worker: threading.Thread | None = None
+    _abandoned: threading.Thread | None = None  # a worker left inside the model at shutdown
     _image_sub = _info_sub = _reference_sub = _diag_pub = _diag_timer = None
 
     def _declare(self) -> None:
@@ -187,14 +192,32 @@ class DepthNodeCore:
 
     def _cleanup(self) -> None:
         if self._worker is not None:
-            self._slot.close()
-            if self._worker.is_alive():
-                self._worker.join(timeout=10.0)
-        if self._pipeline is not None:
+            self._stop_worker()
+        if self._pipeline is not None and self._abandoned is None:
             self._pipeline.close()
         if self._outputs is not None:
             self._outputs.close()
         self._worker = self._pipeline = self._outputs = None
+
+    def _stop_worker(self) -> None:
+        """No new frame; the running prediction stops before its next diffusion step. A
+        worker still inside the model after SHUTDOWN_WAIT_S is abandoned (inference_running)."""
+        self._slot.close()
+        interrupt = getattr(self._pipeline.predictor, 'interrupt', None)
+        deadline = time.monotonic() + SHUTDOWN_WAIT_S
+        while self._worker.is_alive() and time.monotonic() < deadline:
+            if interrupt is not None:
+                interrupt()  # again each time: a prediction may have started meanwhile
+            self._worker.join(timeout=0.1)
+        if self._worker.is_alive():
+            self.get_logger().warning(
+                f'shutdown: the frame in progress is still inside the model after '
+                f'{SHUTDOWN_WAIT_S:g} s; abandoning it')
+            self._abandoned = self._worker
+
+    def inference_running(self) -> bool:
+        """True while an abandoned worker is still inside a frame (see _stop_worker)."""
+        return self._abandoned is not None and self._abandoned.is_alive()
 
     def _describe_running(self) -> str:
         s = self._config[0]
@@ -289,6 +312,8 @@ class DepthNodeCore:
                 return
             try:
                 self._process(msg)
+            except PredictionInterrupted:
+                return  # shutting down in the middle of a frame: nothing to publish
             except Exception as err:  # keep the node alive whatever one frame does
                 if not self.context.ok() or self._outputs is None:
                     return  # shutting down: publishers are going away
@@ -599,6 +624,12 @@ def main(args=None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if node is not None and node.inference_running():
+        # A thread is still inside torch: normal interpreter exit would tear its C++ state
+        # down under it and abort. Nothing is left to save: leave at once, successfully.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

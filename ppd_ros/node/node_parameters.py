@@ -13,6 +13,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.messages.image_limits import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
+from ppd_ros.model.network_resolution import MAX_ASPECT_RATIO
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS,
@@ -111,8 +112,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'images (by their declared size, for JPEG / PNG read from the header before '
                   'decoding) are refused with one error.', int_range=(1, 2**31 - 1)),
     ParameterSpec('input.max_aspect_ratio', DEFAULT_MAX_ASPECT_RATIO, 'Images whose long '
-                  'side exceeds this many times the short side are refused with one error.',
-                  float_range=(1.0, 1000.0)),
+                  'side exceeds this many times the short side are refused with one error (at '
+                  'most the network\'s own limit).',
+                  float_range=(1.0, float(MAX_ASPECT_RATIO))),
     ParameterSpec('steps', MODEL_DEFAULTS['steps'], 'Euler sampling steps per frame; more is slower (the paper '
                   'evaluates with 4).',
                   int_range=(1, 64)),
