@@ -171,7 +171,7 @@ def main(argv=None) -> int:
         start, wall_start_ns = time.monotonic(), time.time_ns()
         next_frame, next_row, index = start, start + 60.0, 0
         cpu_before = node_cpu_s(node.proc.pid)
-        end = start + args.minutes * 60.0
+        end = start + args.minutes * 60.0 + 0.5  # the last minute's row included
         while time.monotonic() < end:
             if not node.alive():
                 raise SystemExit(f'soak: the node exited:\n{node.log_tail()}')
