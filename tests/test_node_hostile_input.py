@@ -113,7 +113,7 @@ class Session:
         self.harness.info_pub.publish(camera_info(good))
         self.publish(self.good(good))
         self.kinds[good] = 'good'
-        self.harness.wait_until(lambda: good in self.harness.stamps('depth'), 30.0,
+        self.harness.wait_until(lambda: good in self.harness.stamps('depth/image'), 30.0,
                                 f'the good frame after {kind}')
         self.answer_s[kind] = time.monotonic() - sent
 
@@ -206,7 +206,7 @@ def _lines(text):
 @pytest.mark.parametrize('run', ['raw_run', 'compressed_run'])
 def test_every_good_frame_is_answered_quickly_after_hostile_input(run, request):
     session, log = request.getfixturevalue(run)
-    depth = session.harness.stamps('depth')
+    depth = session.harness.stamps('depth/image')
     good = [s for s, kind in session.kinds.items() if kind == 'good']
     assert set(good) <= depth, log
     assert 'Traceback' not in log
@@ -244,7 +244,7 @@ def test_each_problem_is_said_clearly(run, text, request):
 def test_absurd_intrinsics_publish_depth_but_no_cloud(raw_run):
     session, _ = raw_run
     clouds = {m.stamp: m.data for m in session.harness.messages('points')}
-    depth = session.harness.stamps('depth')
+    depth = session.harness.stamps('depth/image')
     for kind in ('tiny fx', 'far principal point'):
         stamp, = [s for s, k in session.kinds.items() if k == kind]
         assert stamp in depth and stamp not in clouds, kind
@@ -253,7 +253,7 @@ def test_absurd_intrinsics_publish_depth_but_no_cloud(raw_run):
 
 def test_refused_frames_publish_nothing_and_count_as_failed(raw_run):
     session, _ = raw_run
-    depth = session.harness.stamps('depth')
+    depth = session.harness.stamps('depth/image')
     refused = [s for s, k in session.kinds.items()
                if k in ('extreme aspect', 'huge declared size', 'forged encoding',
                         'long encoding')]

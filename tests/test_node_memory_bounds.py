@@ -39,7 +39,7 @@ class Camera:
         self.image_pub = self.node.create_publisher(Image, IMAGE_TOPIC, qos)
         self.info_pub = self.node.create_publisher(CameraInfo, INFO_TOPIC, qos)
         self.answered: set[int] = set()
-        self.node.create_subscription(Image, f'{NAMESPACE}/depth', self._on_depth, qos)
+        self.node.create_subscription(Image, f'{NAMESPACE}/depth/relative', self._on_depth, qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         import threading
@@ -52,7 +52,7 @@ class Camera:
     def wait_connected(self) -> None:
         deadline = time.monotonic() + 60
         while self.image_pub.get_subscription_count() == 0 or \
-                self.node.count_publishers(f'{NAMESPACE}/depth') == 0:
+                self.node.count_publishers(f'{NAMESPACE}/depth/relative') == 0:
             assert time.monotonic() < deadline, 'the node never connected'
             time.sleep(0.05)
         time.sleep(0.5)

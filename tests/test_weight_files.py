@@ -129,8 +129,9 @@ def test_node_reports_one_fatal_line_and_fails(files, capfd, kind, name):
     path, text = files[kind][name]
     assert main(_node_args(kind, path)) == 1
     out, err = capfd.readouterr()
-    lines = [line for line in (out + err).splitlines() if line.strip()]
-    assert len(lines) == 1 and '[FATAL]' in lines[0] and text in lines[0], lines
+    assert 'Traceback' not in out + err
+    errors = [line for line in (out + err).splitlines() if '[ERROR]' in line or '[FATAL]' in line]
+    assert len(errors) == 1 and '[FATAL]' in errors[0] and text in errors[0], out + err
 
 
 def test_real_processes_exit_non_zero_without_traceback(files, image, tmp_path):
