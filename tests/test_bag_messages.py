@@ -95,10 +95,10 @@ def test_pointcloud2_roundtrip(organised):
         xyz, rgb = xyz.reshape(-1, 3), rgb.reshape(-1, 3)
     msg = cdr_roundtrip(pointcloud2_msg(xyz, STAMP, 'cam', rgb))
     assert (msg.height, msg.width) == ((4, 5) if organised else (1, 20))
-    assert msg.point_step == 16 and not msg.is_dense
-    assert [f.name for f in msg.fields] == ['x', 'y', 'z', 'rgb']
+    assert msg.point_step == 32 and not msg.is_dense   # depth_node's xyz+rgb layout
+    assert [(f.name, f.offset) for f in msg.fields] == [('x', 0), ('y', 4), ('z', 8), ('rgb', 16)]
     np.testing.assert_array_equal(pointcloud2_xyz(msg), xyz.reshape(-1, 3))
     cloud = decode_pointcloud2(msg)
     np.testing.assert_array_equal(unpack_rgb(cloud['rgb']).reshape(-1, 3), rgb.reshape(-1, 3))
     plain = cdr_roundtrip(pointcloud2_msg(np.zeros((3, 3)), STAMP, 'cam'))
-    assert plain.point_step == 12 and plain.is_dense
+    assert plain.point_step == 16 and not plain.is_dense

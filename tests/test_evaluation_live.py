@@ -41,6 +41,10 @@ def test_live_mode_reports_latency_drops_and_accuracy(bag, checkpoint, tmp_path,
     assert 0 < latency['p50_s'] <= latency['p95_s'] <= latency['max_s'] < 10
     assert summary['rates']['input_hz'] == pytest.approx(5.0, rel=0.2)
     assert summary['node']['launched'] and (live_out / 'live_node.log').exists()
+    # the command records what the node ran: the checkpoint, not the ignored official files
+    command = ' '.join(summary['node']['command'])
+    assert f"checkpoint:='{checkpoint.resolve()}'" in command
+    assert 'variant:=' not in command and 'dit_checkpoint:=' not in command
 
     rows = read_csv(live_out / 'live_frames.csv')
     received = [r for r in rows if r['received'] == '1']

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -113,6 +114,27 @@ def test_output_bag_has_every_input_stamp(storage, bags, uninterrupted, resumed)
     assert stamps['/ppd/points'] == expected  # metric: GT was given
 
 
+def test_output_bag_points_use_the_node_cloud_layout(uninterrupted):
+    from rosbags.rosbag2 import Reader
+
+    from ppd_ros.bag.typestore import typestore
+    from ppd_ros.geometry.pointcloud_layout import XYZRGB_LAYOUT
+    with Reader(uninterrupted / 'depth_bag') as reader:
+        conn = next(c for c in reader.connections if c.topic == '/ppd/points')
+        _, _, raw = next(reader.messages([conn]))
+    cloud = typestore().deserialize_cdr(raw, conn.msgtype)
+    assert cloud.point_step == XYZRGB_LAYOUT.point_step == 32 and not cloud.is_dense
+    assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == \
+        [f[:3] for f in XYZRGB_LAYOUT.fields]
+    assert (cloud.height, cloud.width) == (HEIGHT, WIDTH)
+
+
+def test_plot_titles_name_the_model_and_the_images():
+    from ppd_ros.evaluation.report_figures import plot_title
+    title = plot_title('ppd-eval offline', 'tiny_ppd', 4, '/camera/image_raw', Path('out/bag'))
+    assert title == 'ppd-eval offline: tiny_ppd, 4 steps, on /camera/image_raw of out/bag'
+
+
 def test_resume_skips_finished_frames(resumed):
     out, before = resumed
     summary = read_json(out / 'summary.json')
@@ -149,7 +171,7 @@ def test_rerun_with_other_model_settings_refuses_to_mix_results(uninterrupted, b
     args = eval_args(bags['sqlite3'].path, uninterrupted, checkpoint, '--steps', '2')
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert 'another configuration' in err and 'model' in err and '--fresh' in err
+    assert err.count('\n') == 1 and '--steps was 4, now 2' in err and '--fresh' in err
 
 
 def test_corrupt_frames_are_skipped_and_counted(checkpoint, tmp_path, capsys):

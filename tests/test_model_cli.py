@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ppd_ros.cli.predict import main
+from ppd_ros.evaluation.report_figures import is_ppd_ros_picture
 from ppd_ros.geometry.colorize import SPECTRAL_LUT, colorize_depth
 from ppd_ros.geometry.ply import read_ply, write_ply
 from ppd_ros.model import build_model, save_checkpoint
@@ -44,6 +45,25 @@ def test_ply_round_trip(tmp_path):
     assert path.stat().st_size == len(path.read_bytes().split(b'end_header\n')[0]) + 11 + 10 * 15
 
 
+def has_depth_colour_bar(rgb: np.ndarray) -> bool:
+    """A row runs through most of the Spectral colour map in order: a colour bar, not a
+    depth map (whose rows jump between colours)."""
+    lut = SPECTRAL_LUT.astype(np.int32)
+    for row in rgb[::2].astype(np.int32):
+        distance = np.abs(row[:, None, :] - lut[None]).sum(axis=2)
+        index, close = distance.argmin(axis=1), distance.min(axis=1) <= 12
+        start = None
+        for x in range(1, len(row)):
+            in_order = close[x] and close[x - 1] and -2 <= index[x] - index[x - 1] <= 8
+            if in_order and start is None:
+                start = x - 1
+            elif not in_order and start is not None:
+                if index[x - 1] - index[start] >= 200:
+                    return True
+                start = None
+    return False
+
+
 @pytest.fixture(scope='module')
 def tiny_checkpoint(tmp_path_factory):
     torch.manual_seed(0)
@@ -66,14 +86,30 @@ def test_predict_folder_writes_npy_png_and_relative_ply(tmp_path, tiny_checkpoin
                  '--device', 'cpu', '--ply', '--steps', '2']) == 0
     depth = np.load(out / 'a_relative_depth.npy')
     assert depth.shape == (60, 80) and depth.dtype == np.float32
-    panel = cv2.imread(str(out / 'a.png'))
-    assert panel.shape == (60, 80 + 50 + 80, 3)
-    assert (panel[:, 80:130] == 255).all()
+    picture = cv2.cvtColor(cv2.imread(str(out / 'a_depth.png')), cv2.COLOR_BGR2RGB)
+    assert has_depth_colour_bar(picture) and is_ppd_ros_picture(out / 'a_depth.png')
     points, colors, comments = read_ply(out / 'a_relative.ply')
     assert len(points) == 60 * 80 and colors is not None
     assert any('relative' in c for c in comments)
     np.testing.assert_allclose(np.sort(points[:, 2]), np.sort(np.exp(depth).ravel()), rtol=1e-5)
     assert np.load(out / 'b_relative_depth.npy').shape == (50, 40)
+
+
+def test_writing_into_the_photos_folder_never_touches_a_photo(tmp_path, tiny_checkpoint):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    cv2.imwrite(str(photos / 'chelsea.png'), np.full((24, 32, 3), 90, dtype=np.uint8))
+    original = (photos / 'chelsea.png').read_bytes()
+    args = ['--checkpoint', str(tiny_checkpoint), '--outdir', str(photos), '--device', 'cpu',
+            '--steps', '1']
+    assert main([str(photos / 'chelsea.png'), *args]) == 0
+    assert (photos / 'chelsea.png').read_bytes() == original
+    assert sorted(p.name for p in photos.iterdir()) == [
+        'chelsea.png', 'chelsea_depth.png', 'chelsea_relative_depth.npy']
+    # the folder again: its own picture is not taken for a photo, the photo stays as it was
+    assert main([str(photos), *args]) == 0
+    assert (photos / 'chelsea.png').read_bytes() == original
+    assert len(list(photos.iterdir())) == 3
 
 
 def test_unreadable_image_is_reported_and_the_rest_still_written(tmp_path, tiny_checkpoint,

@@ -1,61 +1,87 @@
-"""ppd-fetch. The hub download is replaced by a test double (no network here); it writes a file
-of the requested name, as huggingface_hub.hf_hub_download(local_dir=...) does."""
-import sys
+"""ppd-fetch: downloads over HTTP from a local server standing in for the hub (no network
+here), size checks, nothing left behind on failure."""
+import functools
+import http.server
+import threading
 
 import pytest
 
-from ppd_ros.model import fetch as fetch_module
-from ppd_ros.model.fetch import OFFICIAL_FILES, FetchError, RemoteFile, fetch
-
-
-class FakeHub:
-    """Test double for hf_hub_download: records calls and writes `size` bytes."""
-
-    def __init__(self, size):
-        self.size = size
-        self.calls = []
-
-    def __call__(self, repo_id, filename, local_dir):
-        self.calls.append((repo_id, filename))
-        path = f'{local_dir}/{filename}'
-        with open(path, 'wb') as f:
-            f.write(b'\0' * self.size)
-        return path
-
+from ppd_ros.model.fetch import WEIGHT_FILES, FetchError, RemoteFile, fetch, url_download
 
 SMALL_FILES = {
-    'ppd': RemoteFile('gangweix/Pixel-Perfect-Depth', 'ppd.pth', 100, 200, 'dit'),
-    'da2': RemoteFile('depth-anything/Depth-Anything-V2-Large', 'depth_anything_v2_vitl.pth',
-                      100, 200, 'enc'),
+    'ppd': RemoteFile('ppd.pth', 'gangweix/Pixel-Perfect-Depth', 'dit', 'Apache-2.0',
+                      'dit_checkpoint', 100, 200),
+    'da2': RemoteFile('depth_anything_v2_vitl.pth', 'depth-anything/Depth-Anything-V2-Large',
+                      'enc', 'CC-BY-NC-4.0', 'encoder_checkpoint', 100, 200),
 }
 
 
-def test_official_repositories_and_sizes():
-    assert OFFICIAL_FILES['ppd'].repo_id == 'gangweix/Pixel-Perfect-Depth'
-    assert OFFICIAL_FILES['ppd'].filename == 'ppd.pth'
-    assert OFFICIAL_FILES['da2'].filename == 'depth_anything_v2_vitl.pth'
-    assert OFFICIAL_FILES['ppd'].min_bytes == 2 * 499_842_112   # at least fp16 storage
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A local HTTP server laid out like the hub (<repo>/resolve/main/<file>), 150-byte files;
+    HF_ENDPOINT points at it. Yields the list of requested paths."""
+    root = tmp_path / 'hub'
+    for spec in SMALL_FILES.values():
+        path = root / spec.repo_id / 'resolve' / 'main' / spec.filename
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b'\0' * 150)
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv('HF_ENDPOINT', f'http://127.0.0.1:{server.server_port}')
+    yield requests
+    server.shutdown()
+    server.server_close()
 
 
-def test_fetch_downloads_into_models_dir_and_skips_present_files(tmp_path):
-    hub = FakeHub(150)
+def test_official_files_sources_licences_and_sizes():
+    assert WEIGHT_FILES['ppd'].url('https://huggingface.co') == \
+        'https://huggingface.co/gangweix/Pixel-Perfect-Depth/resolve/main/ppd.pth'
+    assert WEIGHT_FILES['da2'].filename == 'depth_anything_v2_vitl.pth'
+    assert WEIGHT_FILES['ppd'].min_bytes == 2 * 499_842_112   # at least fp16 storage
+    assert WEIGHT_FILES['ppd'].licence == 'Apache-2.0'
+    assert WEIGHT_FILES['da2'].licence.startswith('CC-BY-NC-4.0')
+    assert {spec.setting for spec in WEIGHT_FILES.values()} >= {'dit_checkpoint',
+                                                                'encoder_checkpoint'}
+
+
+def test_fetch_downloads_into_models_dir_and_skips_present_files(tmp_path, hub):
     logs = []
     models = tmp_path / 'models'
-    paths = fetch(destination=models, download=hub, files=SMALL_FILES, log=logs.append)
+    paths = fetch(destination=models, files=SMALL_FILES, log=logs.append,
+                  download=functools.partial(url_download, progress=False))
     assert paths == [models / 'ppd.pth', models / 'depth_anything_v2_vitl.pth']
-    assert hub.calls == [('gangweix/Pixel-Perfect-Depth', 'ppd.pth'),
-                         ('depth-anything/Depth-Anything-V2-Large', 'depth_anything_v2_vitl.pth')]
-    assert any(str(paths[0]) in line for line in logs)
-    fetch(['ppd'], tmp_path / 'models', download=hub, files=SMALL_FILES, log=logs.append)
-    assert len(hub.calls) == 2   # already there: no second download
+    assert all(p.stat().st_size == 150 for p in paths)
+    assert sorted(p.name for p in models.iterdir()) == sorted(p.name for p in paths)
+    assert hub == ['/gangweix/Pixel-Perfect-Depth/resolve/main/ppd.pth',
+                   '/depth-anything/Depth-Anything-V2-Large/resolve/main/'
+                   'depth_anything_v2_vitl.pth']
+    assert any(str(paths[0]) in line and 'Apache-2.0' in line for line in logs)
+    fetch(['ppd'], models, files=SMALL_FILES, log=logs.append)
+    assert len(hub) == 2   # already there: no second download
 
 
-def test_fetch_rejects_a_truncated_download(tmp_path):
-    with pytest.raises(FetchError, match='50 bytes'):
-        fetch(['ppd'], tmp_path, download=FakeHub(50), files=SMALL_FILES, log=lambda *_: None)
+def test_a_truncated_download_leaves_nothing_behind(tmp_path, hub):
+    short = {'ppd': RemoteFile('ppd.pth', 'gangweix/Pixel-Perfect-Depth', 'dit', 'x', 's',
+                               500, 600)}
+    models = tmp_path / 'models'
+    with pytest.raises(FetchError, match='150 bytes'):
+        fetch(['ppd'], models, files=short, log=lambda *_: None,
+              download=functools.partial(url_download, progress=False))
+    assert not models.exists()   # created by this call, removed again
 
 
-def test_missing_huggingface_hub_gives_a_clear_message(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, 'huggingface_hub', None)   # import fails
-    assert fetch_module.main(['ppd', '--models-dir', str(tmp_path)]) == 1
-    assert 'pip install huggingface_hub' in capsys.readouterr().err
+def test_an_http_error_names_the_url(tmp_path, hub):
+    missing = {'x': RemoteFile('nope.pth', 'no/such', 'x', 'x', 's', 1, 2)}
+    models = tmp_path / 'models'
+    models.mkdir()
+    with pytest.raises(FetchError, match='nope.pth answered HTTP 404'):
+        fetch(['x'], models, files=missing, log=lambda *_: None,
+              download=functools.partial(url_download, progress=False))
+    assert list(models.iterdir()) == []   # no partial file; the folder was there before

@@ -76,13 +76,14 @@ def test_settings_parse_width_x_height_or_pixels():
 def test_tool_options_carry_the_network_area():
     import argparse
 
+    from ppd_ros.cli.tool_main import ToolError
     from ppd_ros.evaluation.model_options import add_model_arguments, model_options_from_args
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     assert model_options_from_args(parser.parse_args([])).network_area == 0
     options = model_options_from_args(parser.parse_args(['--network-area', '512x384']))
     assert options.network_area == 512 * 384
-    with pytest.raises(ValueError, match='--network-area'):
+    with pytest.raises(ToolError, match='--network-area'):
         model_options_from_args(parser.parse_args(['--network-area', '10']))
 
 

@@ -164,7 +164,19 @@ def test_missing_checkpoint_error_names_path_and_fetch_helper():
         load_predictor_from_paths('models/missing_tiny.safetensors', '', '')
     assert 'models/missing_tiny.safetensors' in str(err.value) and 'ppd-fetch' in str(err.value)
     with pytest.raises(ModelUnavailableError, match='dit_checkpoint'):
-        load_predictor_from_paths('', 'models/missing_ppd.pth', 'models/missing_da2.pth')
+        load_predictor_from_paths('', 'models/missing_ppd.pth', 'models/missing_da2.pth', 'large')
+
+
+def test_variant_picks_the_weights_unless_a_checkpoint_is_given():
+    from ppd_ros.pipeline.predictor_loading import MODEL_DEFAULTS, TINY_CHECKPOINT, weight_files
+    official = ('models/ppd.pth', 'models/da2.pth')
+    assert weight_files('', *official, 'tiny') == {'checkpoint': TINY_CHECKPOINT}
+    assert weight_files('', *official, 'large') == {'dit_checkpoint': official[0],
+                                                    'encoder_checkpoint': official[1]}
+    assert weight_files('mine.safetensors', *official, 'large') == {'checkpoint': 'mine.safetensors'}
+    defaults = [MODEL_DEFAULTS[k] for k in ('checkpoint', 'dit_checkpoint', 'encoder_checkpoint',
+                                            'variant')]
+    assert weight_files(*defaults) == {'checkpoint': TINY_CHECKPOINT}   # the shared default
 
 
 def test_messages_carry_layout_intrinsics_and_payload():

@@ -24,7 +24,7 @@ def test_missing_checkpoint_is_one_fatal_error_and_nonzero_exit(tmp_path):
 
 
 def test_missing_official_weights_name_the_first_missing_file(tmp_path):
-    proc = _run_node_expecting_exit('-p', "checkpoint:=''", '-p',
+    proc = _run_node_expecting_exit('-p', "checkpoint:=''", '-p', 'variant:=large', '-p',
                                     f'dit_checkpoint:={tmp_path / "ppd.pth"}')
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0 and 'Traceback' not in output

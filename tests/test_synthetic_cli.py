@@ -43,9 +43,30 @@ def test_argument_errors(tmp_path, capsys):
     assert main([str(tmp_path / 'b'), '--frames', '0']) == 2
     (tmp_path / 'exists').mkdir()
     (tmp_path / 'exists' / 'keep.txt').write_text('x')
-    assert main([str(tmp_path / 'exists'), '--frames', '1', '--width', '8', '--height', '6']) == 1
-    assert 'exists' in capsys.readouterr().err
+    assert main([str(tmp_path / 'exists'), '--frames', '1', '--width', '8', '--height', '6']) == 2
+    assert '--overwrite' in capsys.readouterr().err
+    assert main([str(tmp_path / 'exists'), '--frames', '1', '--width', '8', '--height', '6',
+                 '--overwrite']) == 2
+    assert 'not a rosbag2 bag' in capsys.readouterr().err
     assert (tmp_path / 'exists' / 'keep.txt').exists()
+
+
+def test_a_storage_file_name_gives_that_one_file_and_overwrite_replaces_it(tmp_path, capsys):
+    bag = tmp_path / 'out' / 'scenes.mcap'
+    args = [str(bag), '--frames', '2', '--width', '16', '--height', '12', '--no-progress']
+    assert main(args) == 0
+    assert bag.is_file() and sorted(p.name for p in bag.parent.iterdir()) == ['scenes.mcap']
+    with BagReader(bag) as reader:
+        assert reader.message_count('/camera/image_raw') == 2
+    assert 'ppd-synth' not in capsys.readouterr().err   # --no-progress: no bar
+    assert main(args + ['--frames', '3']) == 2          # exists: refused before any frame
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and '--overwrite' in err and '%' not in err
+    assert main(args + ['--frames', '3', '--overwrite']) == 0
+    with BagReader(bag) as reader:
+        assert reader.message_count('/camera/image_raw') == 3
+    assert main([str(tmp_path / 'x.db3'), '--storage', 'mcap']) == 2
+    assert 'drop --storage' in capsys.readouterr().err
 
 
 def test_colorize_depth_marks_invalid_black_and_orders_near_far():

@@ -11,6 +11,11 @@ from ppd_ros.training.cli import main
 from ppd_ros.training.stage1_regressor import load_stage1
 from ppd_ros.training.trainer import read_loss_log
 
+def assert_one_line_error(capsys, text: str) -> None:
+    err = capsys.readouterr().err
+    assert text in err and err.startswith('ppd-train: error:') and err.count('\n') == 1, err
+
+
 COMMON = ['--steps', '2', '--batch-size', '2', '--train-frames', '4', '--log-every', '1',
           '--no-progress', '--threads', '1']
 
@@ -62,7 +67,7 @@ def test_evaluate_prints_table_and_writes_json(runs, capsys):
         assert 0 <= summary['d1'] <= 1 and summary['abs_rel'] >= 0
 
 
-def test_fine_tuning_starts_from_the_given_checkpoint(runs):
+def test_fine_tuning_starts_from_the_given_checkpoint(runs, capsys):
     threads = torch.get_num_threads()
     start = runs / 'tiny_ppd.safetensors'  # float16 export: fine-tuned in float32
     assert main(['stage2', '--init', str(start), '--out', str(runs / 'ft'), '--lr', '0',
@@ -75,11 +80,11 @@ def test_fine_tuning_starts_from_the_given_checkpoint(runs):
     metadata = read_checkpoint_metadata(runs / 'ft' / 'final.safetensors')
     assert metadata['init'] == str(start)
     assert metadata['init_command'] == read_checkpoint_metadata(start)['command']
-    with pytest.raises(SystemExit, match='--init'):
-        main(['stage2', '--init', str(start), '--no-semantics', '--out', str(runs / 'x'), *COMMON])
+    assert main(['stage2', '--init', str(start), '--no-semantics', '--out', str(runs / 'x'), *COMMON]) == 2
+    assert_one_line_error(capsys, '--init')
 
 
-def test_schedule_timesteps_option_is_recorded_and_validated(runs):
+def test_schedule_timesteps_option_is_recorded_and_validated(runs, capsys):
     threads = torch.get_num_threads()
     assert main(['stage2', '--init', str(runs / 'tiny_ppd.safetensors'), '--schedule-steps', '4',
                  '--out', str(runs / 'sched'), *COMMON]) == 0
@@ -87,22 +92,22 @@ def test_schedule_timesteps_option_is_recorded_and_validated(runs):
     metadata = read_checkpoint_metadata(runs / 'sched' / 'final.safetensors')
     assert metadata['timesteps'] == 'schedule of 4 steps'
     assert read_checkpoint_metadata(runs / 'sp' / 'final.safetensors')['timesteps'] == 'logit-normal'
-    with pytest.raises(SystemExit, match='schedule-steps'):
-        main(['stage2', '--schedule-steps', '0', '--out', str(runs / 'y'), *COMMON])
+    assert main(['stage2', '--schedule-steps', '0', '--out', str(runs / 'y'), *COMMON]) == 2
+    assert_one_line_error(capsys, 'schedule-steps')
 
 
-def test_schedule_fraction_is_recorded_and_validated(runs):
+def test_schedule_fraction_is_recorded_and_validated(runs, capsys):
     threads = torch.get_num_threads()
     assert main(['stage2', '--init', str(runs / 'tiny_ppd.safetensors'), '--schedule-steps', '4',
                  '--schedule-fraction', '0.5', '--out', str(runs / 'mixed'), *COMMON]) == 0
     torch.set_num_threads(threads)
     metadata = read_checkpoint_metadata(runs / 'mixed' / 'final.safetensors')
     assert metadata['timesteps'] == '0.5 schedule of 4 steps, rest logit-normal'
-    with pytest.raises(SystemExit, match='needs --schedule-steps'):
-        main(['stage2', '--schedule-fraction', '0.5', '--out', str(runs / 'y'), *COMMON])
-    with pytest.raises(SystemExit, match='schedule-fraction'):
-        main(['stage2', '--schedule-steps', '4', '--schedule-fraction', '2', '--out', str(runs / 'y'),
-              *COMMON])
+    assert main(['stage2', '--schedule-fraction', '0.5', '--out', str(runs / 'y'), *COMMON]) == 2
+    assert_one_line_error(capsys, 'needs --schedule-steps')
+    assert main(['stage2', '--schedule-steps', '4', '--schedule-fraction', '2', '--out',
+                 str(runs / 'y'), *COMMON]) == 2
+    assert_one_line_error(capsys, 'schedule-fraction')
 
 
 def test_stage1_fine_tuning_starts_from_the_given_stage1_checkpoint(runs):
@@ -137,7 +142,7 @@ def test_fine_tuning_with_stage1_swaps_in_that_encoder(runs):
         str(new_stage1 / 'final.safetensors')
 
 
-def test_stage1_encoder_grows_by_identity_blocks_and_reprompts_the_dit(runs):
+def test_stage1_encoder_grows_by_identity_blocks_and_reprompts_the_dit(runs, capsys):
     threads = torch.get_num_threads()
     start = runs / 's1' / 'final.safetensors'
     grown_path = runs / 's1_grown' / 'final.safetensors'
@@ -160,13 +165,13 @@ def test_stage1_encoder_grows_by_identity_blocks_and_reprompts_the_dit(runs):
         assert torch.equal(value, sp.dit.state_dict()[key]), key
     for key, value in reprompted.encoder.state_dict().items():
         assert torch.equal(value, grown.encoder.state_dict()[key]), key
-    with pytest.raises(SystemExit, match='shrink'):
-        main(['stage1', '--init', str(grown_path), '--encoder-depth', '4', '--out', str(runs / 'z'), *COMMON])
-    with pytest.raises(SystemExit, match='encoder-depth'):
-        main(['stage1', '--encoder-depth', '0', '--out', str(runs / 'z'), *COMMON])
+    assert main(['stage1', '--init', str(grown_path), '--encoder-depth', '4', '--out', str(runs / 'z'), *COMMON]) == 2
+    assert_one_line_error(capsys, 'shrink')
+    assert main(['stage1', '--encoder-depth', '0', '--out', str(runs / 'z'), *COMMON]) == 2
+    assert_one_line_error(capsys, 'encoder-depth')
 
 
-def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path):
+def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 
     from ppd_ros.model.checkpoint import safetensors_metadata
@@ -188,21 +193,21 @@ def test_stage1_export_can_share_the_encoder_stored_in_the_sp_dit(runs, tmp_path
     tensors['encoder.norm.weight'] = tensors['encoder.norm.weight'] + 1
     other = tmp_path / 'other.safetensors'
     save_file(tensors, str(other), metadata=safetensors_metadata(sp_dit))
-    with pytest.raises(SystemExit, match='does not hold the encoder'):
-        main(['export', str(stage1), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(other)])
+    assert main(['export', str(stage1), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(other)]) == 2
+    assert_one_line_error(capsys, 'does not hold the encoder')
     sp_dit.write_bytes(other.read_bytes())
     with pytest.raises(CheckpointError, match='no longer holds the encoder'):
         load_stage1(head)
     sp_dit.unlink()
     with pytest.raises(CheckpointNotFoundError, match='which is missing'):
         load_stage1(head)
-    with pytest.raises(SystemExit, match='which is missing'):  # before any model is evaluated
-        main(['evaluate', str(full), str(head), '--frames', '1'])
-    with pytest.raises(SystemExit, match='checkpoint not found'):
-        main(['evaluate', str(tmp_path / 'none.safetensors'), '--frames', '1'])
+    assert main(['evaluate', str(full), str(head), '--frames', '1']) == 2  # before any model is evaluated
+    assert_one_line_error(capsys, 'which is missing')
+    assert main(['evaluate', str(tmp_path / 'none.safetensors'), '--frames', '1']) == 2
+    assert_one_line_error(capsys, 'checkpoint not found')
 
 
-def test_int8_encoder_chain_stage1_to_sp_dit_to_shared_head(runs, tmp_path):
+def test_int8_encoder_chain_stage1_to_sp_dit_to_shared_head(runs, tmp_path, capsys):
     """Stage 2 trained on the int8-stored encoder ships it unchanged and shares it with stage 1."""
     from ppd_ros.model.checkpoint import safetensors_metadata
     threads = torch.get_num_threads()
@@ -222,5 +227,5 @@ def test_int8_encoder_chain_stage1_to_sp_dit_to_shared_head(runs, tmp_path):
         assert torch.equal(value, expected.state_dict()[key]), key
     for key, value in expected.encoder.state_dict().items():  # the encoder the DiT was trained with
         assert torch.allclose(shipped.encoder.state_dict()[key], value, rtol=1e-6, atol=0), key
-    with pytest.raises(SystemExit, match='does not hold the encoder'):  # float16 would differ
-        main(['export', str(stage1_int8), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(sp_dit)])
+    assert main(['export', str(stage1_int8), str(tmp_path / 'x.safetensors'), '--share-encoder-with', str(sp_dit)]) == 2  # float16 would differ
+    assert_one_line_error(capsys, 'does not hold the encoder')

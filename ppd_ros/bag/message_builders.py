@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ppd_ros.geometry.pointcloud_layout import build_cloud
 from ppd_ros.messages.image_encoding import depth_m_to_payload, rgb_to_payload
 from ppd_ros.synthetic.camera import CameraInfoFields
 
@@ -16,7 +17,6 @@ from .typestore import (CAMERA_INFO, COMPRESSED_IMAGE, HEADER, IMAGE, POINT_CLOU
 
 #: Formats for CompressedImage, as image_transport's "compressed" plugin names them.
 COMPRESSED_FORMATS = ('jpeg', 'png')
-_FLOAT32 = 7  # sensor_msgs/PointField.FLOAT32
 
 
 def time_msg(stamp_ns: int):
@@ -79,30 +79,25 @@ def camera_info_msg(info: CameraInfoFields, stamp_ns: int, frame_id: str):
 
 def pointcloud2_msg(xyz: np.ndarray, stamp_ns: int, frame_id: str,
                     rgb: np.ndarray | None = None):
-    """sensor_msgs/PointCloud2 with float32 x, y, z (+ PCL-packed 'rgb') fields.
+    """sensor_msgs/PointCloud2 in depth_node's layout (ppd_ros.geometry.pointcloud_layout:
+    16-byte x y z points, 32-byte with PCL-packed 'rgb', is_dense false).
 
-    ``xyz`` is N x 3 (unorganised) or H x W x 3 (organised); ``rgb`` uint8 of the same
-    leading shape. Non-finite points are kept (is_dense is False then).
+    ``xyz`` is N x 3 (stored as one row) or H x W x 3 (organised); ``rgb`` uint8 of the same
+    leading shape. Invalid points are NaN.
     """
     xyz = np.asarray(xyz, dtype=np.float32)
     if xyz.shape[-1] != 3 or xyz.ndim not in (2, 3):
         raise ValueError(f'xyz must be N x 3 or H x W x 3, got {xyz.shape}')
-    height, width = (1, xyz.shape[0]) if xyz.ndim == 2 else xyz.shape[:2]
-    names = ['x', 'y', 'z'] + (['rgb'] if rgb is not None else [])
-    cloud = np.empty(xyz.shape[:-1], dtype=[(n, '<f4') for n in names])
-    cloud['x'], cloud['y'], cloud['z'] = xyz[..., 0], xyz[..., 1], xyz[..., 2]
-    if rgb is not None:
-        rgb = np.asarray(rgb, dtype=np.uint8)
-        if rgb.shape != xyz.shape:
-            raise ValueError(f'rgb shape {rgb.shape} does not match xyz {xyz.shape}')
-        packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) \
-            | rgb[..., 2].astype(np.uint32)
-        cloud['rgb'] = packed.view('<f4')
+    if rgb is not None and np.shape(rgb) != xyz.shape:
+        raise ValueError(f'rgb shape {np.shape(rgb)} does not match xyz {xyz.shape}')
+    if xyz.ndim == 2:
+        xyz = xyz[None]
+        rgb = None if rgb is None else np.asarray(rgb)[None]
+    cloud = build_cloud(xyz, None if rgb is None else np.asarray(rgb, dtype=np.uint8))
     field = msg_class(POINT_FIELD)
-    fields = [field(name=n, offset=4 * i, datatype=_FLOAT32, count=1) for i, n in enumerate(names)]
-    point_step = 4 * len(names)
+    fields = [field(name=name, offset=offset, datatype=datatype, count=count)
+              for name, offset, datatype, count in cloud.fields]
     return msg_class(POINT_CLOUD2)(
-        header=header_msg(stamp_ns, frame_id), height=height, width=width, fields=fields,
-        is_bigendian=False, point_step=point_step, row_step=point_step * width,
-        data=np.ascontiguousarray(cloud).view(np.uint8).ravel(),
-        is_dense=bool(np.isfinite(xyz).all()))
+        header=header_msg(stamp_ns, frame_id), height=cloud.height, width=cloud.width,
+        fields=fields, is_bigendian=False, point_step=cloud.point_step,
+        row_step=cloud.row_step, data=cloud.data, is_dense=False)

@@ -10,6 +10,8 @@ from .typestore import typestore
 
 #: Storage names as `ros2 bag record -s` spells them.
 STORAGES = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
+#: Suffixes of single-file bags and their storage.
+STORAGE_SUFFIXES = {'.db3': 'sqlite3', '.mcap': 'mcap'}
 #: rosbag2 metadata version written by ROS 2 Jazzy (rosbags also writes 8).
 DEFAULT_BAG_VERSION = 9
 
@@ -23,11 +25,19 @@ def looks_like_bag(path: Path) -> bool:
         e.name == 'metadata.yaml' or e.suffix in ('.db3', '.mcap') for e in entries)
 
 
-class BagWriter:
-    """Context manager writing messages to a new rosbag2 directory.
+def storage_for_path(path: str | Path) -> str | None:
+    """The storage a single-file bag path asks for by its suffix (.db3, .mcap), else None."""
+    return STORAGE_SUFFIXES.get(Path(path).suffix)
 
-    Topics are registered on their first message, with the message's type. ``overwrite``
-    replaces an existing bag directory (never any other directory).
+
+class BagWriter:
+    """Context manager writing messages to a new rosbag2 bag.
+
+    A path ending in .mcap or .db3 becomes that one storage file (rosbag2 readers open it
+    without metadata.yaml); any other path becomes a rosbag2 directory. The bag is written
+    under ``<path>.partial`` and moved into place when it is complete, so an interrupted
+    write leaves no half bag. Topics are registered on their first message, with the
+    message's type. ``overwrite`` replaces an existing bag (never anything else).
     """
 
     def __init__(self, path: str | Path, storage: str = 'sqlite3', *,
@@ -36,14 +46,27 @@ class BagWriter:
             raise ValueError(f"unknown storage '{storage}'; expected one of {sorted(STORAGES)}")
         self.path = Path(path)
         self.storage = storage
+        self.single_file = storage_for_path(self.path) is not None
+        if self.single_file and storage_for_path(self.path) != storage:
+            raise ValueError(f'{self.path} names a {storage_for_path(self.path)} file, but the '
+                             f'storage is {storage}')
         if self.path.exists():
             if not overwrite:
                 raise FileExistsError(f'{self.path} exists; pass overwrite=True to replace it')
-            if not looks_like_bag(self.path):
-                raise FileExistsError(f'{self.path} exists and is not a rosbag2 directory; '
+            if not (looks_like_bag(self.path) or (self.single_file and self.path.is_file())):
+                raise FileExistsError(f'{self.path} exists and is not a rosbag2 bag; '
                                       'refusing to overwrite it')
-            shutil.rmtree(self.path)
-        self._writer = Writer(self.path, version=version, storage_plugin=STORAGES[storage])
+        self._staging = self.path.with_name(self.path.name + '.partial')
+        if self._staging.exists():  # left by an interrupted write
+            leftover = self._staging / self.path.name
+            if not (self._staging.is_dir() and len(list(self._staging.iterdir())) <= 1
+                    and (not leftover.exists() or looks_like_bag(leftover))):
+                raise FileExistsError(f'{self._staging} exists and is not an unfinished bag; '
+                                      'move it away')
+            shutil.rmtree(self._staging)
+        self._staging.mkdir(parents=True)
+        self._writer = Writer(self._staging / self.path.name, version=version,
+                              storage_plugin=STORAGES[storage])
         self._connections = {}
         self.counts: dict[str, int] = {}
 
@@ -53,6 +76,19 @@ class BagWriter:
 
     def close(self) -> None:
         self._writer.close()
+        written = self._staging / self.path.name
+        if self.single_file:
+            written = written / (self.path.name + self.path.suffix)
+        if self.path.is_dir():
+            shutil.rmtree(self.path)
+        elif self.path.exists():
+            self.path.unlink()
+        written.rename(self.path)
+        shutil.rmtree(self._staging)
+
+    def abort(self) -> None:
+        self._writer.abort()
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> BagWriter:
         return self.open()
@@ -61,7 +97,7 @@ class BagWriter:
         if exc_type is None:
             self.close()
         else:
-            self._writer.abort()
+            self.abort()
 
     def set_custom_data(self, key: str, value: str) -> None:
         """A key/value pair for metadata.yaml's custom_data."""

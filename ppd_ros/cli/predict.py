@@ -1,15 +1,19 @@
 """``ppd-predict``: relative depth for an image or a folder of images.
 
-For every image ``<stem>`` it writes into --outdir:
+For every image ``<stem>`` it writes into --outdir (never over an input image):
 
 * ``<stem>_relative_depth.npy``  float32 H x W relative depth (larger = farther, see
   ``ppd_ros.model.Prediction``), at the input resolution;
-* ``<stem>.png``                 input | 50 px white gap | Spectral colour map (near = red);
+* ``<stem>_depth.png``           input | relative depth (Spectral, near = red), titled, with
+  a colour bar;
 * with --ply: ``<stem>_relative.ply``, or ``<stem>_metric.ply`` when --metric-fit A B gives the
   log-depth alignment log(1 + Z) = A * depth + B (Z in metres). The relative cloud uses
   Z = exp(depth): shape up to an unknown log-affine distortion, no unit. Points are in the
   camera optical frame (x right, y down, z forward), with intrinsics from --fx/--fy/--cx/--cy
   or a square-pixel camera of --hfov degrees.
+
+The model options and their defaults are those of depth_node and ppd-eval: the shipped tiny
+model unless --variant large (official weights, ``ppd-fetch``) or --checkpoint says otherwise.
 """
 from __future__ import annotations
 
@@ -21,23 +25,48 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ppd_ros.pipeline.predictor_loading import BACKEND_CHOICES, parse_network_area
+from ppd_ros.cli.tool_main import ToolArgumentParser, ToolError, refuse_overwriting_inputs, tool_main
 
+PROG = 'ppd-predict'
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
-GAP_PX = 50
 
 
 def list_images(inputs: Sequence[str]) -> list[Path]:
-    """Image files named directly or found (sorted, non-recursive) in the given folders."""
+    """Image files named directly or found (sorted, non-recursive) in the given folders;
+    pictures that ppd_ros wrote itself are left out of folders."""
+    from ppd_ros.evaluation.report_figures import is_ppd_ros_picture
     images = []
     for item in map(Path, inputs):
         if item.is_dir():
-            images += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            images += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                             and p.is_file() and not is_ppd_ros_picture(p))
         elif item.is_file():
             images.append(item)
         else:
-            raise FileNotFoundError(f'no such image or folder: {item}')
+            raise ToolError(f'no such image or folder: {item}')
     return images
+
+
+def output_paths(image: Path, outdir: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """What ppd-predict writes for ``image``."""
+    stem = image.stem
+    paths = {'depth': outdir / f'{stem}_relative_depth.npy', 'picture': outdir / f'{stem}_depth.png'}
+    if args.ply:
+        kind = 'relative' if args.metric_fit is None else 'metric'
+        paths['ply'] = outdir / f'{stem}_{kind}.ply'
+    return paths
+
+
+def check_outputs(images: list[Path], outdir: Path, args: argparse.Namespace) -> None:
+    """ToolError before any work when an output would overwrite an input or another output."""
+    seen: dict[Path, Path] = {}
+    for image in images:
+        for path in output_paths(image, outdir, args).values():
+            other = seen.setdefault(path.resolve(), image)
+            if other != image:
+                raise ToolError(f'{other} and {image} would both write {path}; give images with '
+                                'different names, or run them separately with other --outdir')
+    refuse_overwriting_inputs(images, seen, 'choose another --outdir')
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -61,12 +90,6 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def side_by_side(rgb: np.ndarray, depth_rgb: np.ndarray, gap: int = GAP_PX) -> np.ndarray:
-    """[input | white gap | colourised depth] as one RGB image."""
-    white = np.full((rgb.shape[0], gap, 3), 255, dtype=np.uint8)
-    return np.concatenate([rgb, white, depth_rgb], axis=1)
-
-
 def check_intrinsics_arguments(args: argparse.Namespace) -> None:
     """--fx --fy --cx --cy: all or none, finite, positive focal lengths (their bounds relative
     to an image's size are checked per image)."""
@@ -74,9 +97,9 @@ def check_intrinsics_arguments(args: argparse.Namespace) -> None:
     if all(v is None for v in given):
         return
     if any(v is None for v in given):
-        raise ValueError('give all of --fx --fy --cx --cy, or none (then --hfov is used)')
+        raise ToolError('give all of --fx --fy --cx --cy, or none (then --hfov is used)')
     if not (all(np.isfinite(given)) and args.fx > 0 and args.fy > 0):
-        raise ValueError('--fx --fy --cx --cy must be finite, --fx and --fy positive')
+        raise ToolError('--fx --fy --cx --cy must be finite, --fx and --fy positive')
 
 
 def camera_for(args: argparse.Namespace, width: int, height: int):
@@ -88,20 +111,17 @@ def camera_for(args: argparse.Namespace, width: int, height: int):
     return camera_from_info_fields(k, [0.0] * 12, width, height)
 
 
-def write_point_cloud(path_stem: Path, rgb: np.ndarray, depth: np.ndarray,
-                      args: argparse.Namespace, camera=None) -> Path:
+def write_point_cloud(path: Path, rgb: np.ndarray, depth: np.ndarray,
+                      args: argparse.Namespace, camera) -> Path:
     """PLY of the depth map; relative (Z = exp(depth)) unless a metric fit is given."""
     from ppd_ros.geometry.ply import write_ply
     from ppd_ros.geometry.unproject import unproject
-    camera = camera or camera_for(args, depth.shape[1], depth.shape[0])
     if args.metric_fit is None:
         z = np.exp(depth.astype(np.float64))
-        path = path_stem.with_name(path_stem.name + '_relative.ply')
         comments = ['ppd_ros relative depth: Z = exp(ppd_depth), unknown scale, not metres']
     else:
         a, b = args.metric_fit
         z = np.expm1(a * depth.astype(np.float64) + b)
-        path = path_stem.with_name(path_stem.name + '_metric.ply')
         comments = [f'ppd_ros metric depth in metres: log(1 + Z) = {a} * ppd_depth + {b}']
     comments.append(f'camera optical frame (x right, y down, z forward); fx {camera.fx:.3f} '
                     f'fy {camera.fy:.3f} cx {camera.cx:.3f} cy {camera.cy:.3f}')
@@ -112,93 +132,85 @@ def write_point_cloud(path_stem: Path, rgb: np.ndarray, depth: np.ndarray,
     return write_ply(path, xyz[keep], colors[keep], comments)
 
 
+def write_picture(path: Path, image: Path, rgb: np.ndarray, depth: np.ndarray,
+                  model_label: str, steps: int) -> Path:
+    from ppd_ros.evaluation.report_figures import side_by_side_picture
+    title = f'{image.name}: relative depth by {model_label}, {steps} steps'
+    return side_by_side_picture(path, rgb, depth, None, title, metric=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog='ppd-predict', description=__doc__.split('\n\n')[0].replace('``', ''),
-        epilog='Official weights: run `ppd-fetch` (puts them into models/).')
+    from ppd_ros.evaluation.model_options import add_model_arguments
+    parser = ToolArgumentParser(
+        prog=PROG, description=__doc__.split('\n\n')[0].replace('``', ''),
+        epilog='Official weights: run `ppd-fetch` (puts them into models/), then --variant large.')
     parser.add_argument('inputs', nargs='+', help='image files and/or folders of images')
-    parser.add_argument('--outdir', default='out/ppd', help='output folder (default: out/ppd)')
-    weights = parser.add_argument_group('weights')
-    weights.add_argument('--checkpoint', help='ppd_ros .safetensors (carries its config)')
-    weights.add_argument('--dit-checkpoint', help='official ppd.pth (default models/ppd.pth)')
-    weights.add_argument('--encoder-checkpoint',
-                         help='official depth_anything_v2_vitl.pth '
-                         '(default models/depth_anything_v2_vitl.pth)')
-    weights.add_argument('--variant', default='large',
-                         help='network for official files (default large)')
-    run = parser.add_argument_group('inference')
-    run.add_argument('--device', default='auto', help='auto, cpu or cuda (default auto)')
-    run.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
-    run.add_argument('--network-area', type=parse_network_area, default=0, metavar='WxH|PIXELS',
-                     help='network resolution: about this many pixels, aspect ratio kept (e.g. '
-                          "768x576); 0 (default) is the model's training area")
-    run.add_argument('--upsampling', default='edge_aware',
-                     choices=('edge_aware', 'nearest', 'bilinear'),
-                     help='network output to image size: edge_aware (default; no value between '
-                          'two surfaces), nearest, or bilinear as the reference run.py')
-    run.add_argument('--backend', default='torch', choices=BACKEND_CHOICES,
-                     help='what runs the networks (default torch); onnxruntime and tensorrt '
-                          'run the --export-dir made by ppd-export from the same weights')
-    run.add_argument('--export-dir', help='ppd-export folder for --backend onnxruntime/tensorrt')
-    run.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
-    run.add_argument('--seed', type=int, default=0,
-                     help='noise seed, the same for every image (default 0)')
+    parser.add_argument('--outdir', default='out/ppd',
+                        help='output folder (default: %(default)s); input images are never '
+                             'overwritten')
+    add_model_arguments(parser)
     cloud = parser.add_argument_group('point cloud')
     cloud.add_argument('--ply', action='store_true', help='also write a PLY point cloud')
-    cloud.add_argument('--fx', type=float)
-    cloud.add_argument('--fy', type=float)
-    cloud.add_argument('--cx', type=float)
-    cloud.add_argument('--cy', type=float)
+    cloud.add_argument('--fx', type=float, help='focal length x [px] (give all four or none)')
+    cloud.add_argument('--fy', type=float, help='focal length y [px]')
+    cloud.add_argument('--cx', type=float, help='principal point x [px]')
+    cloud.add_argument('--cy', type=float, help='principal point y [px]')
     cloud.add_argument('--hfov', type=float, default=60.0,
                        help='horizontal field of view in degrees when no fx/fy/cx/cy (default 60)')
     cloud.add_argument('--metric-fit', type=float, nargs=2, metavar=('A', 'B'),
                        help='metric PLY with log(1 + Z) = A * depth + B (Z in metres)')
-    cloud.add_argument('--ply-stride', type=int, default=1, help='keep every n-th row and column')
+    cloud.add_argument('--ply-stride', type=int, default=1,
+                       help='keep every n-th row and column (default 1)')
     return parser
 
 
+def _expected_errors():
+    from ppd_ros.geometry.camera_model import CameraModelError
+    from ppd_ros.pipeline.predictor_loading import ModelUnavailableError
+    return (ModelUnavailableError, CameraModelError)
+
+
+@tool_main(PROG, _expected_errors)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from ppd_ros.geometry.colorize import colorize_depth
-    from ppd_ros.model import CheckpointError, load_predictor
-    try:
-        images = list_images(args.inputs)
-        if args.ply:
-            check_intrinsics_arguments(args)  # before loading weights
-        predictor = load_predictor(args.checkpoint, dit_checkpoint=args.dit_checkpoint,
-                                   encoder_checkpoint=args.encoder_checkpoint,
-                                   variant=args.variant, device=args.device,
-                                   precision=args.precision,
-                                   network_area=args.network_area or None,
-                                   upsampling=args.upsampling,
-                                   backend=args.backend, export_dir=args.export_dir)
-    except (CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f'ppd-predict: error: {error}', file=sys.stderr)
-        return 2
+    from ppd_ros.evaluation.model_options import load_model, model_options_from_args
+    options = model_options_from_args(args)
+    if args.ply_stride < 1:
+        raise ToolError(f'--ply-stride must be >= 1, got {args.ply_stride}')
+    if args.metric_fit is not None and not np.isfinite(args.metric_fit).all():
+        raise ToolError(f'--metric-fit needs two finite numbers, got {args.metric_fit}')
+    images = list_images(args.inputs)
     if not images:
-        print('ppd-predict: error: no images found', file=sys.stderr)
-        return 2
+        raise ToolError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.inputs)}")
     outdir = Path(args.outdir)
+    check_outputs(images, outdir, args)
+    if args.ply:
+        check_intrinsics_arguments(args)  # before loading weights
+        if args.fx is None:
+            camera_for(args, 2, 2)        # a usable --hfov
+    notice = options.notice()
+    if notice:
+        print(f'{PROG}: note: {notice}', file=sys.stderr)
+    predictor, info = load_model(options)
     outdir.mkdir(parents=True, exist_ok=True)
+    seed = None if options.seed < 0 else options.seed
     failed = 0
-    for path in tqdm(images, desc='ppd-predict', unit='img', disable=len(images) < 2):
+    for image in tqdm(images, desc=PROG, unit='img', disable=len(images) < 2):
         try:
-            rgb = read_rgb(path)
+            rgb = read_rgb(image)
             camera = camera_for(args, rgb.shape[1], rgb.shape[0]) if args.ply else None
         except ValueError as error:  # unreadable file: report it, keep going with the rest
-            tqdm.write(f'ppd-predict: error: {error}; skipped', file=sys.stderr)
+            tqdm.write(f'{PROG}: error: {error}; skipped', file=sys.stderr)
             failed += 1
             continue
-        pred = predictor.predict(rgb, steps=args.steps, seed=args.seed)
-        stem = outdir / path.stem
-        np.save(stem.with_name(path.stem + '_relative_depth.npy'), pred.depth)
-        panel = side_by_side(rgb, colorize_depth(pred.depth))
-        cv2.imwrite(str(stem.with_name(path.stem + '.png')),
-                    cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        pred = predictor.predict(rgb, steps=options.steps, seed=seed)
+        paths = output_paths(image, outdir, args)
+        np.save(paths['depth'], pred.depth)
+        write_picture(paths['picture'], image, rgb, pred.depth, info['name'], options.steps)
         if args.ply:
-            write_point_cloud(stem, rgb, pred.depth, args, camera)
+            write_point_cloud(paths['ply'], rgb, pred.depth, args, camera)
     print(f'wrote {len(images) - failed} result(s) to {outdir}'
           + (f'; {failed} unreadable image(s) skipped' if failed else ''))
     return 1 if failed else 0

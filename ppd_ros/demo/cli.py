@@ -29,14 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ppd_ros.cli.tool_main import EXIT_FAILED, ToolArgumentParser, ToolError, tool_main
 from ppd_ros.demo.demo_bag import (GT_TOPIC, IMAGE_TOPIC, INFO_TOPIC, SENSOR_DEPTH_TOPIC,
                                    write_demo_bag)
 from ppd_ros.demo.ros_isolation import isolate_ros
+from ppd_ros.evaluation.node_process import last_problem_line
+from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
+from ppd_ros.pipeline.predictor_loading import TINY_CHECKPOINT, synthetic_model_notice
 from ppd_ros.synthetic.depth_sensor_model import DepthSensorModel
 
 PROG = 'ppd-demo'
-EXIT_BAD_INPUT = 2
-EXIT_NO_DEPTH = 1
+EXIT_NO_DEPTH = EXIT_FAILED
 NODE_NAMESPACE = '/ppd_demo'
 #: Output names under --out.
 BAG_DIR, EVAL_DIR, MM_DIR, COLOUR_DIR = 'bag', 'eval', 'depth_mm', 'depth_color'
@@ -46,17 +49,19 @@ MARKER_FILE = '.ppd_demo'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ToolArgumentParser(
         prog=PROG, description='End-to-end ppd_ros demo: synthetic RGB-D bag -> depth_node '
         '(metric, reference mode) across processes -> depth PNGs, PLY, comparison, summary.')
     p.add_argument('--out', type=Path, default=Path('out/demo'),
                    help='output folder (default: %(default)s); earlier demo outputs in it '
                         'are replaced')
-    p.add_argument('--checkpoint', default='models/tiny_ppd.safetensors',
+    p.add_argument('--checkpoint', default=TINY_CHECKPOINT,
                    help='ppd_ros model checkpoint (default: %(default)s)')
     p.add_argument('--frames', type=int, default=24, help='frames (default: %(default)s)')
-    p.add_argument('--width', type=int, default=320, help='(default: %(default)s)')
-    p.add_argument('--height', type=int, default=240, help='(default: %(default)s)')
+    p.add_argument('--width', type=int, default=320,
+                   help='image width in pixels (default: %(default)s)')
+    p.add_argument('--height', type=int, default=240,
+                   help='image height in pixels (default: %(default)s)')
     p.add_argument('--rate', type=float, default=5.0,
                    help='camera rate, Hz, at which frames are played (default: %(default)s)')
     p.add_argument('--seed', type=int, default=0, help='scene and sensor noise seed')
@@ -81,25 +86,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _missing_checkpoint(checkpoint: str) -> str | None:
     """One line naming the missing checkpoint and how to get it; None when it exists."""
-    from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
     if resolve_package_path(checkpoint) is not None:
         return None
     looked = ', '.join(str(p) for p in candidate_paths(checkpoint))
-    return (f"{PROG}: error: model checkpoint '{checkpoint}' not found (looked in: {looked}); "
-            f'the trained tiny model ships in the repository as models/tiny_ppd.safetensors '
-            f'(restore it with `git checkout -- models/tiny_ppd.safetensors`), or pass '
+    return (f"model checkpoint '{checkpoint}' not found (looked in: {looked}); "
+            f'the trained tiny model ships in the repository as {TINY_CHECKPOINT} '
+            f'(restore it with `git checkout -- {TINY_CHECKPOINT}`), or pass '
             f'--checkpoint PATH to a ppd_ros .safetensors (e.g. one made with `ppd-train`)')
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
     if args.frames < 1 or args.width < 16 or args.height < 16 or args.rate <= 0:
-        return f'{PROG}: error: need --frames >= 1, --width/--height >= 16 and --rate > 0'
+        return 'need --frames >= 1, --width/--height >= 16 and --rate > 0'
     try:
         DepthSensorModel(hole_fraction=args.holes, noise_rel=args.noise,
                          flying_fraction=args.flying)
     except ValueError as err:
-        return f'{PROG}: error: sensor settings: {err}'
+        return f'sensor settings: {err}'
     return _missing_checkpoint(args.checkpoint)
+
+
+def _check_eval_arguments(args: argparse.Namespace) -> None:
+    """ToolError now, before any work, for node options ppd-eval would refuse later."""
+    from ppd_ros.evaluation import cli as evaluation
+    parsed = evaluation.build_parser().parse_args(
+        _eval_arguments(args, args.out / BAG_DIR, args.out / EVAL_DIR))
+    evaluation.settings_from_args(parsed)
 
 
 def _unusable_checkpoint(checkpoint: str) -> str | None:
@@ -110,13 +122,13 @@ def _unusable_checkpoint(checkpoint: str) -> str | None:
     try:
         load_checkpoint(resolve_package_path(checkpoint))
     except CheckpointError as error:
-        return f'{PROG}: error: {error}'
+        return str(error)
     return None
 
 
 def _foreign_folder(out: Path) -> str | None:
     if out.exists() and any(out.iterdir()) and not (out / MARKER_FILE).exists():
-        return (f'{PROG}: error: {out} is not empty and not a ppd-demo output folder; '
+        return (f'{out} is not empty and not a ppd-demo output folder; '
                 'pick a new or empty --out')
     return None
 
@@ -131,7 +143,6 @@ def _clear_outputs(out: Path) -> None:
 
 
 def _eval_arguments(args: argparse.Namespace, bag: Path, out: Path) -> list[str]:
-    from ppd_ros.pipeline.package_paths import resolve_package_path
     argv = [str(bag), '--mode', 'live', '--launch-node', '--out', str(out),
             '--image-topic', IMAGE_TOPIC, '--camera-info-topic', INFO_TOPIC,
             '--depth-topic', GT_TOPIC, '--reference-topic', SENSOR_DEPTH_TOPIC,
@@ -154,13 +165,6 @@ def _panel_note(row: dict, prefix: str) -> str:
         return float(row.get(f'{prefix}_{key}', 'nan'))
     return (f"coverage {value('coverage'):.0%}  AbsRel {value('abs_rel'):.3f}\n"
             f"flying px {value('flying_pixel_ratio'):.0%}")
-
-
-def _node_log_hint(log: Path) -> str:
-    lines = log.read_text(errors='replace').splitlines() if log.exists() else []
-    problems = [line for line in lines if '[WARN]' in line or '[ERROR]' in line
-                or '[FATAL]' in line]
-    return (problems or lines or ['(empty)'])[-1]
 
 
 def _colour_range(depths) -> tuple[float, float]:
@@ -241,14 +245,18 @@ def _print_outputs(out: Path, outputs: dict) -> None:
             print(f'  {name:<{width}}  {what}')
 
 
+@tool_main(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     args = build_parser().parse_args(argv)
     problem = (_check_arguments(args) or _foreign_folder(args.out)
                or _unusable_checkpoint(args.checkpoint))
     if problem:
-        print(problem, file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise ToolError(problem)
+    _check_eval_arguments(args)
+    notice = synthetic_model_notice(resolve_package_path(args.checkpoint))
+    if notice:
+        print(f'[{PROG}] note: {notice}', flush=True)
     ros = isolate_ros()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -267,16 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"discovery {ros['ROS_AUTOMATIC_DISCOVERY_RANGE']}", flush=True)
     from ppd_ros.evaluation.cli import main as eval_main
     status = eval_main(_eval_arguments(args, bag.path, out / EVAL_DIR))
-    if status != 0:
-        print(f'{PROG}: error: ppd-eval live failed (exit status {status}); see '
-              f'{out / EVAL_DIR}', file=sys.stderr)
+    if status != 0:  # ppd-eval has said why, in one line
         return status
     live = json.loads((out / EVAL_DIR / 'live_summary.json').read_text())
     if live['frames']['received'] == 0:
         log = out / EVAL_DIR / 'live_node.log'
-        print(f'{PROG}: error: the node published no metric depth for any frame; last node '
-              f'message: {_node_log_hint(log)} (full log: {log})', file=sys.stderr)
-        return EXIT_NO_DEPTH
+        raise ToolError(f'the node published no metric depth for any frame; last node '
+                        f'message: {last_problem_line(log)} (full log: {log})', EXIT_NO_DEPTH)
 
     print(f'[{PROG}] 3/3 depth PNGs, point cloud, comparison picture, summary', flush=True)
     outputs = _write_products(out, bag.stamps_ns, live)

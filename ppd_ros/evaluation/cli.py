@@ -22,17 +22,23 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ppd_ros.cli.tool_main import (EXIT_FAILED, EXIT_INTERRUPTED,
+                                   ToolArgumentParser, ToolError, refuse_overwriting_inputs,
+                                   tool_main)
 from ppd_ros.evaluation.bag_topics import AUTO
 from ppd_ros.evaluation.eval_settings import (OUTPUT_STORAGES, InputSpec, LiveSettings,
                                               OfflineSettings, OutputSpec)
 from ppd_ros.evaluation.frame_metrics import EdgeMetricParams
-from ppd_ros.evaluation.frame_selection import FrameSelection
+from ppd_ros.evaluation.frame_selection import FrameSelection, picture_indices
 from ppd_ros.evaluation.model_options import add_model_arguments, model_options_from_args
 
 PROG = 'ppd-eval'
-EXIT_BAD_INPUT = 2
-EXIT_NODE_FAILED = 1
-EXIT_INTERRUPTED = 130
+EXIT_NODE_FAILED = EXIT_FAILED
+#: What a run writes or replaces under --out (an input bag must not be among them).
+OFFLINE_OUTPUTS = ('depth_bag', 'depth_bag.partial', 'frames', 'pictures', 'frames.csv',
+                   'summary.json', 'metrics_over_time.png')
+LIVE_OUTPUTS = ('live_bag', 'live_bag.partial', 'live_frames.csv', 'live_summary.json',
+                'live_metrics.png', 'live_node.log')
 
 
 class _TqdmHandler(logging.Handler):
@@ -44,11 +50,13 @@ class _TqdmHandler(logging.Handler):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog=PROG, description='Evaluate PPD depth on a rosbag2 bag, offline (default) or '
         'live through depth_node. Exit status: 0 done, 2 bad input, 1 live node failed.')
     parser.add_argument('bag', type=Path, help='rosbag2 bag (directory, .db3 or .mcap)')
-    parser.add_argument('--mode', choices=('offline', 'live'), default='offline')
+    parser.add_argument('--mode', choices=('offline', 'live'), default='offline',
+                        help='offline: every frame through the model in this process; live: '
+                             'play the bag into depth_node over ROS 2 (default: %(default)s)')
     parser.add_argument('--out', type=Path, default=Path('out/eval'),
                         help='output folder (default: %(default)s)')
     topics = parser.add_argument_group('topics')
@@ -117,29 +125,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace):
+def settings_from_args(args: argparse.Namespace):
+    """OfflineSettings or LiveSettings of parsed arguments; ToolError for impossible values."""
     info = None if args.camera_info_topic.lower() == 'none' else args.camera_info_topic
+    try:
+        selection = FrameSelection(args.start, args.end, args.stride)
+        picture_indices(args.pictures, [])  # checks the --pictures syntax
+    except ValueError as err:
+        raise ToolError(err) from None
     spec = InputSpec(bag=args.bag, image_topic=args.image_topic, gt_topic=args.depth_topic,
-                     info_topic=info, gt_max_dt_s=args.gt_max_dt,
-                     selection=FrameSelection(args.start, args.end, args.stride),
+                     info_topic=info, gt_max_dt_s=args.gt_max_dt, selection=selection,
                      reference_topic=args.reference_topic)
     output = OutputSpec(out_dir=args.out, storage=args.output_storage,
                         namespace=args.output_namespace, pictures=args.pictures)
     if args.edge_band_px < 0 or args.flying_tau <= 0:
-        raise ValueError('--edge-band-px must be >= 0 and --flying-tau > 0')
+        raise ToolError('--edge-band-px must be >= 0 and --flying-tau > 0')
+    if args.gt_max_dt < 0:
+        raise ToolError(f'--gt-max-dt must be >= 0, got {args.gt_max_dt}')
+    outputs = OFFLINE_OUTPUTS if args.mode == 'offline' else LIVE_OUTPUTS
+    refuse_overwriting_inputs([args.bag], [args.out / name for name in outputs],
+                              'choose another --out')
     edge = EdgeMetricParams(band_px=args.edge_band_px, flying_tau_rel=args.flying_tau,
                             ransac_seed=args.ransac_seed)
     model = model_options_from_args(args)
     if args.mode == 'offline':
         if args.reference_topic is not None:
-            raise ValueError('--reference-topic is for --mode live')
+            raise ToolError('--reference-topic is for --mode live')
         return OfflineSettings(spec, model, output, edge, fresh=args.fresh,
                                progress=not args.no_progress)
     for param in args.node_param:
         if ':=' not in param:
-            raise ValueError(f"--node-param must look like NAME:=VALUE, got '{param}'")
-    if args.rate < 0 or args.settle < 0:
-        raise ValueError('--rate and --settle must be >= 0')
+            raise ToolError(f"--node-param must look like NAME:=VALUE, got '{param}'")
+    if args.rate < 0 or args.settle < 0 or args.node_timeout <= 0:
+        raise ToolError('--rate and --settle must be >= 0 and --node-timeout > 0')
     return LiveSettings(spec, model, output, edge, rate_hz=args.rate, sim_time=args.sim_time,
                         launch_node=args.launch_node, node_namespace=args.node_namespace,
                         node_params=tuple(args.node_param),
@@ -185,6 +203,7 @@ def _print_live(summary: dict, out: Path) -> None:
           f'{accuracy}; results in {out}')
 
 
+@tool_main(PROG, _input_errors)
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = _TqdmHandler()
@@ -193,28 +212,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    settings = settings_from_args(args)
+    if args.mode == 'live':
+        from ppd_ros.evaluation.live import NodeFailedError, run_live
+        try:
+            _print_live(run_live(settings), args.out)
+        except NodeFailedError as err:
+            raise ToolError(str(err), EXIT_NODE_FAILED) from err
+        return 0
+    from ppd_ros.evaluation.offline import run_offline
     try:
-        settings = _settings(args)
-    except ValueError as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    try:
-        if args.mode == 'offline':
-            from ppd_ros.evaluation.offline import run_offline
-            _print_offline(run_offline(settings), args.out)
-        else:
-            from ppd_ros.evaluation.live import NodeFailedError, run_live
-            try:
-                _print_live(run_live(settings), args.out)
-            except NodeFailedError as err:
-                print(f'{PROG}: error: {err}', file=sys.stderr)
-                return EXIT_NODE_FAILED
-    except _input_errors() as err:
-        print(f'{PROG}: error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
+        _print_offline(run_offline(settings), args.out)
     except KeyboardInterrupt:
-        hint = '; run the same command again to resume' if args.mode == 'offline' else ''
-        print(f'\n{PROG}: interrupted{hint}', file=sys.stderr)
+        print(f'\n{PROG}: interrupted; run the same command again to resume', file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 

@@ -34,6 +34,27 @@ class StoreMismatchError(RuntimeError):
     """The output folder holds results of a different configuration."""
 
 
+def fingerprint_differences(old: dict, new: dict, names: dict[str, str], prefix: str = ''
+                            ) -> list[str]:
+    """What differs between two fingerprints, one phrase per setting; nested dicts are
+    compared key by key unless ``names`` (dotted key -> how the user sets it) names them."""
+    phrases = []
+    for key in sorted(set(old) | set(new)):
+        dotted = prefix + key
+        before, now = old.get(key), new.get(key)
+        if before == now:
+            continue
+        if dotted not in names and isinstance(before, dict) and isinstance(now, dict):
+            phrases += fingerprint_differences(before, now, names, dotted + '.')
+            continue
+        name = names.get(dotted, dotted)
+        if isinstance(before, (dict, list)) or isinstance(now, (dict, list)):
+            phrases.append(f'{name} changed')
+        else:
+            phrases.append(f'{name} was {before}, now {now}')
+    return phrases
+
+
 @dataclass(eq=False)
 class FrameResult:
     index: int
@@ -103,20 +124,22 @@ class FrameStore:
 
     # --- opening ---
 
-    def open(self, fingerprint: dict, fresh: bool = False) -> None:
+    def open(self, fingerprint: dict, fresh: bool = False,
+             names: dict[str, str] | None = None) -> None:
         """Use the folder for results of ``fingerprint``; StoreMismatchError when it holds
-        other results (``fresh`` deletes them instead)."""
+        other results (``fresh`` deletes them instead). ``names`` maps fingerprint keys to the
+        options that set them, for the message."""
         self.frames_dir.mkdir(parents=True, exist_ok=True)
         if self._manifest.exists() and not fresh:
             stored = json.loads(self._manifest.read_text())
             if stored.get('version') != STORE_VERSION or stored.get('fingerprint') != fingerprint:
-                old = stored.get('fingerprint', {})
-                differing = sorted(k for k in set(old) | set(fingerprint)
-                                   if old.get(k) != fingerprint.get(k))
+                differing = (fingerprint_differences(stored.get('fingerprint', {}), fingerprint,
+                                                     names or {})
+                             if stored.get('version') == STORE_VERSION else [])
                 raise StoreMismatchError(
-                    f'{self.frames_dir} holds results of another configuration (differs in: '
-                    f'{", ".join(differing) or "store version"}); pass --fresh to discard them '
-                    'or choose another --out')
+                    f'{self.frames_dir} holds results made with other settings '
+                    f'({"; ".join(differing) or "an older ppd_ros version"}); pass --fresh to '
+                    'discard them and start over, or choose another --out')
             return
         for item in self.frames_dir.iterdir():
             if item.suffix in ('.npz', '.json', '.tmp'):

@@ -21,7 +21,6 @@ import csv
 import dataclasses
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from ppd_ros.evaluation.live_scoring import (NODE_PREFIX, REFERENCE_PREFIX, coun
 from ppd_ros.evaluation.node_process import DepthNodeProcess, depth_node_command
 from ppd_ros.evaluation.output_bag import OutputTopics
 from ppd_ros.evaluation.report_figures import (Panel, metric_depth_panels, metric_panels,
-                                               plot_over_time)
+                                               plot_over_time, plot_title)
 from ppd_ros.evaluation.summary import metric_means, write_json
 
 log = logging.getLogger('ppd_ros.evaluation')
@@ -68,18 +67,23 @@ class NodeFailedError(RuntimeError):
 
 
 def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
+    """The launched node's command: the weight files it loads (resolved; nothing it would
+    ignore), the model options, and remappings to the bag's topics."""
     model = settings.model
     files = model.resolved_weight_files()
-    params = {'checkpoint': str(files.get('checkpoint', '')),
-              'dit_checkpoint': str(files.get('dit_checkpoint', model.dit_checkpoint)),
-              'encoder_checkpoint': str(files.get('encoder_checkpoint',
-                                                  model.encoder_checkpoint)),
-              'variant': model.variant, 'device': model.device, 'precision': model.precision,
-              'num_threads': model.num_threads, 'network_area': model.network_area,
-              'upsampling': model.upsampling,
-              'steps': model.steps, 'seed': model.seed,
-              'image_transport': 'compressed' if source.topics.compressed else 'raw',
-              'lazy': False}
+    params: dict[str, object] = {}
+    if 'checkpoint' in files:
+        params['checkpoint'] = str(files['checkpoint'])
+    else:
+        params.update(checkpoint='', variant=model.variant,
+                      dit_checkpoint=str(files['dit_checkpoint']),
+                      encoder_checkpoint=str(files['encoder_checkpoint']))
+    params.update(device=model.device, precision=model.precision,
+                  num_threads=model.num_threads, network_area=model.network_area,
+                  upsampling=model.upsampling,
+                  steps=model.steps, seed=model.seed,
+                  image_transport='compressed' if source.topics.compressed else 'raw',
+                  lazy=False)
     if settings.sim_time:
         params['use_sim_time'] = True
     topics = source.topics
@@ -101,6 +105,11 @@ def startup_failure(log_tail: str) -> str:
     return 'last output: ' + ' | '.join(log_tail.splitlines()[-3:])
 
 
+def _node_problem(node: DepthNodeProcess) -> str:
+    """startup_failure of the node's log, and where the log is."""
+    return f'{startup_failure(node.log_tail())} (full log: {node.log_path})'
+
+
 def _serialized(msg, stamp: int) -> bytes:
     """CDR bytes of a rosbags message with its header stamp replaced."""
     msg = dataclasses.replace(msg, header=header_msg(stamp, msg.header.frame_id))
@@ -112,14 +121,14 @@ def _wait_connected(session, node: DepthNodeProcess | None, timeout_s: float,
     deadline = time.monotonic() + timeout_s
     while not session.connected():
         if node is not None and not node.alive():
-            raise NodeFailedError(f'depth_node exited during start-up: '
-                                  f'{startup_failure(node.log_tail())}')
+            raise NodeFailedError(f'depth_node exited during start-up: {_node_problem(node)}')
         if time.monotonic() > deadline:
-            tail = f':\n{node.log_tail()}' if node is not None else ''
+            tail = f'; its log says: {_node_problem(node)}' if node is not None else ''
             also = f' and subscribing to {reference_topic}' if reference_topic else ''
             raise NodeFailedError(f'no depth node connected to the bag topics within '
                                   f'{timeout_s:.0f} s (expected one publishing '
-                                  f'{depth_topic}{also}){tail}')
+                                  f'{depth_topic}{also}; start one, or pass --launch-node, or '
+                                  f'a larger --node-timeout){tail}')
         time.sleep(0.05)
     time.sleep(DISCOVERY_SETTLE_S)
 
@@ -148,7 +157,7 @@ def _play(session, source: EvalInput, settings: LiveSettings, node: DepthNodePro
                                _serialized(reference, stamp) if reference is not None else None)
         published.append(PublishedFrame(frame.index, frame.stamp_ns, stamp, sent))
         if node is not None and not node.alive():
-            raise NodeFailedError(f'depth_node exited during the run:\n{node.log_tail()}')
+            raise NodeFailedError(f'depth_node exited during the run: {_node_problem(node)}')
     return published, corrupt
 
 
@@ -167,9 +176,7 @@ def _wait_for_outputs(session, expected: int, settle_s: float,
 def _write_bag(path: Path, storage: str, topics: OutputTopics, published: list[PublishedFrame],
                outputs: dict[int, NodeOutput]) -> dict[str, int]:
     """The received outputs, restamped with the frames' bag stamps, at those bag times."""
-    if path.exists():
-        shutil.rmtree(path)
-    with BagWriter(path, storage) as bag:
+    with BagWriter(path, storage, overwrite=True) as bag:
         bag.set_custom_data('ppd_ros.eval.live', 'outputs of depth_node, restamped with the '
                             'input frames\' bag stamps')
         for frame in published:
@@ -260,8 +267,11 @@ def run_live(settings: LiveSettings) -> dict:
             panels += metric_depth_panels(rows, sources)
         elif source.topics.gt is not None:
             panels += metric_panels(rows)
+        model = Path(settings.model.weight_files().get('checkpoint', settings.model.variant))
         plot_over_time(out / PLOT_FILE, [(r['stamp_ns'] - start) / 1e9 for r in rows], panels,
-                       f'ppd-eval live: {source.bag.name}')
+                       plot_title(f'ppd-eval live: depth_node (depth.mode '
+                                  f'{settings.node_depth_mode})', model.stem,
+                                  settings.model.steps, source.topics.image, settings.input.bag))
     dropped = [r['index'] for r in rows if not r['received']]
     summary = {
         'tool': 'ppd-eval', 'mode': 'live',

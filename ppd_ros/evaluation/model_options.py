@@ -1,9 +1,11 @@
 """The depth node's model options as command-line options: same names, defaults and meaning.
 
-checkpoint (a ppd_ros .safetensors) wins; with --checkpoint '' (or when only
---dit-checkpoint / --encoder-checkpoint are given) the official release files are loaded as
---variant. Relative paths resolve like the node's (package share, source checkout, cwd).
-The defaults are ppd_ros.pipeline.predictor_loading.MODEL_DEFAULTS, as for the node.
+--checkpoint (a ppd_ros .safetensors) wins; otherwise --variant picks the files: tiny (the
+default) the shipped tiny model, large the official release files --dit-checkpoint and
+--encoder-checkpoint (giving one of those implies --variant large). Relative paths resolve
+like the node's (package share, source checkout, cwd). The defaults are
+ppd_ros.pipeline.predictor_loading.MODEL_DEFAULTS, as for the node; the rules are its
+weight_files().
 """
 from __future__ import annotations
 
@@ -11,10 +13,14 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ppd_ros.cli.tool_main import ToolError
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS as DEFAULTS,
-                                                PRECISION_CHOICES, UPSAMPLING_CHOICES,
-                                                VARIANT_CHOICES, check_network_area_setting,
-                                                parse_network_area, require_weight_file)
+                                                PRECISION_CHOICES, TINY_CHECKPOINT,
+                                                UPSAMPLING_CHOICES, VARIANT_CHOICES,
+                                                check_network_area_setting, device_problem,
+                                                model_notice,
+                                                parse_network_area, require_weight_file,
+                                                weight_files)
 
 
 @dataclass(frozen=True)
@@ -35,10 +41,13 @@ class ModelOptions:
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
-        if self.checkpoint:
-            return {'checkpoint': self.checkpoint}
-        return {'dit_checkpoint': self.dit_checkpoint,
-                'encoder_checkpoint': self.encoder_checkpoint}
+        return weight_files(self.checkpoint, self.dit_checkpoint, self.encoder_checkpoint,
+                            self.variant)
+
+    @property
+    def official(self) -> bool:
+        """The official release files are loaded (built as ``variant``)."""
+        return 'checkpoint' not in self.weight_files()
 
     def resolved_weight_files(self) -> dict[str, Path]:
         """The weight files as existing paths; ModelUnavailableError names a missing one."""
@@ -54,11 +63,16 @@ class ModelOptions:
         files = {name: {'path': str(path), 'bytes': path.stat().st_size,
                         'mtime_ns': path.stat().st_mtime_ns}
                  for name, path in self.resolved_weight_files().items()}
-        return {'weights': files, 'variant': self.variant if not self.checkpoint else None,
+        return {'weights': files, 'variant': self.variant if self.official else None,
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
                 'seed': self.seed, 'network_area': self.network_area,
                 'upsampling': self.upsampling, 'backend': self.backend,
                 'export_dir': self.export_dir}
+
+    def notice(self) -> str | None:
+        """One line when the model was trained only on synthetic scenes (the tiny model)."""
+        return model_notice(self.checkpoint, self.dit_checkpoint, self.encoder_checkpoint,
+                            self.variant)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,15 +81,18 @@ class ModelOptions:
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group('model (the depth node parameters of the same names)')
     group.add_argument('--checkpoint', default=None,
-                       help="ppd_ros .safetensors checkpoint (carries its config); '' loads "
-                            f"the official files instead (default {DEFAULTS['checkpoint']})")
+                       help='ppd_ros .safetensors checkpoint (carries its config); when given, '
+                            'it is loaded whatever --variant says')
+    group.add_argument('--variant', default=None, choices=VARIANT_CHOICES,
+                       help=f'without --checkpoint: tiny loads the shipped {TINY_CHECKPOINT} '
+                            '(trained on synthetic rooms, for demos and tests; the default), '
+                            'large the official weights (get them with ppd-fetch)')
     group.add_argument('--dit-checkpoint', default=None,
-                       help=f"official PPD DiT weights (default {DEFAULTS['dit_checkpoint']})")
+                       help=f"official PPD DiT weights for --variant large "
+                            f"(default {DEFAULTS['dit_checkpoint']}; implies --variant large)")
     group.add_argument('--encoder-checkpoint', default=None,
-                       help='official Depth Anything v2 weights '
-                            f"(default {DEFAULTS['encoder_checkpoint']})")
-    group.add_argument('--variant', default=DEFAULTS['variant'], choices=VARIANT_CHOICES,
-                       help='network of the official files (default %(default)s)')
+                       help='official Depth Anything v2 weights for --variant large '
+                            f"(default {DEFAULTS['encoder_checkpoint']}; implies --variant large)")
     group.add_argument('--device', default=DEFAULTS['device'],
                        help='auto, cpu, cuda or cuda:N (default %(default)s)')
     group.add_argument('--precision', default=DEFAULTS['precision'], choices=PRECISION_CHOICES,
@@ -104,22 +121,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        official_given = args.dit_checkpoint is not None or args.encoder_checkpoint is not None
-        checkpoint = '' if official_given else DEFAULTS['checkpoint']
+    """ModelOptions of parsed add_model_arguments options; ToolError for impossible values."""
+    official_given = args.dit_checkpoint is not None or args.encoder_checkpoint is not None
+    variant = args.variant or ('large' if official_given else DEFAULTS['variant'])
+    if official_given and variant == 'tiny' and not args.checkpoint:
+        raise ToolError('--dit-checkpoint / --encoder-checkpoint are the official files of '
+                        '--variant large; drop --variant tiny (or the official files)')
     if args.steps < 1:
-        raise ValueError(f'--steps must be >= 1, got {args.steps}')
+        raise ToolError(f'--steps must be >= 1, got {args.steps}')
+    problem = device_problem(args.device)
+    if problem:
+        raise ToolError(f'--{problem}')
     if args.num_threads < 0:
-        raise ValueError(f'--num-threads must be >= 0, got {args.num_threads}')
+        raise ToolError(f'--num-threads must be >= 0 (0: torch default), got {args.num_threads}')
     problem = check_network_area_setting(args.network_area)
     if problem:
-        raise ValueError(f'--network-area: {problem}')
+        raise ToolError(f'--network-area: {problem}')
     return ModelOptions(
-        checkpoint=checkpoint,
+        checkpoint=args.checkpoint or '',
         dit_checkpoint=args.dit_checkpoint or DEFAULTS['dit_checkpoint'],
         encoder_checkpoint=args.encoder_checkpoint or DEFAULTS['encoder_checkpoint'],
-        variant=args.variant, device=args.device, precision=args.precision,
+        variant=variant, device=args.device, precision=args.precision,
         num_threads=args.num_threads, steps=args.steps, seed=args.seed,
         network_area=args.network_area, upsampling=args.upsampling,
         backend=args.backend, export_dir=args.export_dir or '')

@@ -40,6 +40,14 @@ def depth_node_command(namespace: str, remaps: Mapping[str, str],
     return args
 
 
+def last_problem_line(log: Path) -> str:
+    """The last warning, error or fatal line of a node log; else its last line."""
+    lines = log.read_text(errors='replace').splitlines() if log.exists() else []
+    problems = [line for line in lines
+                if any(level in line for level in ('[WARN]', '[ERROR]', '[FATAL]'))]
+    return (problems or lines or ['(empty log)'])[-1].strip()
+
+
 class DepthNodeProcess:
     def __init__(self, command: list[str], log_path: Path):
         self.command = command

@@ -29,7 +29,7 @@ from ppd_ros.evaluation.model_options import load_model
 from ppd_ros.evaluation.output_bag import (METRIC_MEANING, RELATIVE_MEANING, OutputTopics,
                                            write_output_bag)
 from ppd_ros.evaluation.report_figures import (Panel, metric_panels, plot_over_time,
-                                               side_by_side_picture)
+                                               plot_title, side_by_side_picture)
 from ppd_ros.evaluation.summary import metric_means, timing_stats, write_json
 from ppd_ros.geometry.camera_model import CameraModelError
 from ppd_ros.messages.image_encoding import ImageEncodingError
@@ -43,6 +43,16 @@ PLOT_FILE = 'metrics_over_time.png'
 MODEL_INFO_FILE = 'model.json'
 #: Per-frame problems that skip the frame instead of ending the run.
 FRAME_ERRORS = (FrameDecodeError, ImageEncodingError, CameraModelError, ValueError)
+
+
+#: How the user sets each store_fingerprint entry (named in a refused resume).
+FINGERPRINT_OPTIONS = {
+    'bag': 'the input bag', 'image_topic': '--image-topic', 'gt_topic': '--depth-topic',
+    'camera_info_topic': '--camera-info-topic', 'gt_max_dt_s': '--gt-max-dt',
+    'model.weights': 'the weight files (--checkpoint / --variant)', 'model.variant': '--variant',
+    'model.device': '--device', 'model.precision': '--precision', 'model.steps': '--steps',
+    'model.seed': '--seed', 'edge_band_px': '--edge-band-px', 'flying_tau_rel': '--flying-tau',
+    'ransac_seed': '--ransac-seed'}
 
 
 def store_fingerprint(settings: OfflineSettings, source: EvalInput) -> dict:
@@ -84,6 +94,9 @@ def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameS
     from tqdm import tqdm
 
     from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+    notice = settings.model.notice()
+    if notice:
+        log.info(notice)
     predictor, model_info = load_model(settings.model)
     _write_model_info(store.frames_dir / MODEL_INFO_FILE, model_info)
     pipeline = DepthPipeline(predictor, overlap=False)  # no clouds: no helper thread
@@ -121,7 +134,7 @@ def _picture_title(result: FrameResult) -> str:
 
 
 def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameStore,
-                   completed: list[int], rows: list[dict]) -> dict:
+                   completed: list[int], rows: list[dict], model_info: dict) -> dict:
     out = settings.output.out_dir
     metric = source.topics.gt is not None
     storage = resolve_storage(settings.output.storage, source.storage)
@@ -145,7 +158,9 @@ def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameSto
         panels = metric_panels(rows) if metric else []
         inference_ms = [r['inference_s'] * 1e3 for r in rows]
         panels.append(Panel('inference [ms]', {'inference': inference_ms}))
-        plot_over_time(out / PLOT_FILE, times, panels, f'ppd-eval: {source.bag.name}')
+        plot_over_time(out / PLOT_FILE, times, panels,
+                       plot_title('ppd-eval offline', model_info['name'], settings.model.steps,
+                                  source.topics.image, settings.input.bag))
         plot = PLOT_FILE
     return {'csv': store.csv_path.name, 'bag': OUTPUT_BAG, 'bag_storage': storage,
             'bag_topics': counts, 'depth_meaning': METRIC_MEANING if metric else RELATIVE_MEANING,
@@ -160,7 +175,8 @@ def run_offline(settings: OfflineSettings) -> dict:
     out = settings.output.out_dir
     out.mkdir(parents=True, exist_ok=True)
     store = FrameStore(out)
-    store.open(store_fingerprint(settings, source), fresh=settings.fresh)
+    store.open(store_fingerprint(settings, source), fresh=settings.fresh,
+               names=FINGERPRINT_OPTIONS)
     selected = set(source.selected)
     done = store.done() & selected
     todo = [i for i in source.selected if i not in done]
@@ -180,7 +196,7 @@ def run_offline(settings: OfflineSettings) -> dict:
     failures = [f for i, f in sorted(store.failures().items()) if i in selected]
     rows = [store.row(i) for i in completed]
     with_gt = [r for r in rows if r['has_gt']]
-    outputs = _write_reports(settings, source, store, completed, rows)
+    outputs = _write_reports(settings, source, store, completed, rows, model_info)
     summary = {
         'tool': 'ppd-eval', 'mode': 'offline',
         **source.describe(settings.input),

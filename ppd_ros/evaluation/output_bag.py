@@ -10,12 +10,12 @@ custom_data under 'ppd_ros.eval.depth'), and named like the node's outputs
            when camera info exists.
   relative (no GT): <ns>/depth/relative, 32FC1 PPD relative depth, normalised log(1 + d),
            larger = farther, NOT metres; no points.
-<ns>/depth/camera_info sits beside the depth (image_transport's sibling rule).
-The bag is written under a temporary name and renamed when complete.
+<ns>/depth/camera_info sits beside the depth (image_transport's sibling rule). Points use
+depth_node's PointCloud2 layout (32-byte xyz + rgb points, is_dense false). The bag is
+written under a temporary name and replaces an earlier one when complete.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +51,7 @@ class OutputTopics:
 def write_output_bag(path: Path, storage: str, results: Iterable[FrameResult],
                      topics: OutputTopics, metric: bool) -> dict[str, int]:
     """Write the bag; returns {topic: message count}."""
-    staging = path.with_name(path.name + '.partial')  # holds the bag under its final name
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    with BagWriter(staging / path.name, storage) as bag:
+    with BagWriter(path, storage, overwrite=True) as bag:
         bag.set_custom_data('ppd_ros.eval.depth', METRIC_MEANING if metric else RELATIVE_MEANING)
         for result in results:
             depth = result.metres if metric else result.relative
@@ -73,8 +69,4 @@ def write_output_bag(path: Path, storage: str, results: Iterable[FrameResult],
                 bag.write(topics.points, pointcloud2_msg(unproject(depth, camera), stamp,
                                                          frame_id, rgb))
         counts = dict(bag.counts)
-    if path.exists():
-        shutil.rmtree(path)
-    (staging / path.name).rename(path)
-    staging.rmdir()
     return counts

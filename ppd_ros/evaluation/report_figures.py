@@ -3,7 +3,8 @@
 side_by_side_picture: RGB | prediction | ground truth | relative error, with colour bars.
 plot_over_time: stacked line plots of per-frame values against the frame stamps
 (metric_panels: the accuracy panels of per-frame metric rows; metric_depth_panels: those of
-metric depth scored without alignment).
+metric depth scored without alignment). Every PNG is marked as ppd_ros's (is_ppd_ros_picture),
+so that tools reading a folder of images can leave their own pictures out.
 """
 from __future__ import annotations
 
@@ -16,6 +17,28 @@ import numpy as np
 DEPTH_CMAP = 'Spectral'   # near = red, as ppd_ros.geometry.colorize
 ERROR_CMAP = 'inferno'
 MAX_SHOWN_ERROR = 0.5     # |pred - gt| / gt shown saturated above this
+PNG_SOFTWARE = 'ppd_ros'  # the PNG 'Software' text of every picture written here
+
+
+def is_ppd_ros_picture(path: Path) -> bool:
+    """The file is a PNG whose 'Software' text (a tEXt chunk before the image data) says it
+    was written here."""
+    wanted = b'Software\0' + PNG_SOFTWARE.encode()
+    try:
+        with open(path, 'rb') as handle:
+            if handle.read(8) != b'\x89PNG\r\n\x1a\n':
+                return False
+            while True:
+                head = handle.read(8)
+                if len(head) < 8 or head[4:] in (b'IDAT', b'IEND'):
+                    return False
+                length = int.from_bytes(head[:4], 'big')
+                body = handle.read(length)
+                if head[4:] == b'tEXt' and body == wanted:
+                    return True
+                handle.seek(4, 1)  # CRC
+    except OSError:
+        return False
 
 
 def _pyplot():
@@ -75,7 +98,7 @@ def side_by_side_picture(path: Path, rgb: np.ndarray, prediction: np.ndarray,
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=150)
+    fig.savefig(path, dpi=150, metadata={'Software': PNG_SOFTWARE})
     plt.close(fig)
     return path
 
@@ -84,6 +107,11 @@ def side_by_side_picture(path: Path, rgb: np.ndarray, prediction: np.ndarray,
 class Panel:
     ylabel: str
     series: dict[str, list[float]] = field(default_factory=dict)  # label -> one value per frame
+
+
+def plot_title(tool: str, model: str, steps: int, image_topic: str, bag: Path) -> str:
+    """The title of a per-frame plot: which model ran on which images."""
+    return f'{tool}: {model}, {steps} steps, on {image_topic} of {bag}'
 
 
 def plot_over_time(path: Path, times_s: list[float], panels: list[Panel], title: str) -> Path:
@@ -101,7 +129,7 @@ def plot_over_time(path: Path, times_s: list[float], panels: list[Panel], title:
             ax.legend(fontsize=7, loc='best')
     axes[-1, 0].set_xlabel('time since first frame [s]')
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata={'Software': PNG_SOFTWARE})
     plt.close(fig)
     return path
 

@@ -1,60 +1,97 @@
-"""``ppd-fetch``: download the official PPD weights from the Hugging Face hub into models/.
+"""ppd-fetch: download the official weights into models/ (or place them there by hand).
 
-Only runs when asked; needs the optional ``huggingface_hub`` package (imported lazily).
-Each file's size is checked against its parameter count (fp16 .. fp32 storage).
+Each file is one WEIGHT_FILES entry: where its authors publish it, its licence, which setting
+takes its path, and the size range a genuine copy has. To add a file, add an entry. Files
+are fetched over plain HTTPS (proxies from the usual environment variables; HF_ENDPOINT
+replaces https://huggingface.co, as for huggingface_hub), written under a temporary name and
+moved into place only when complete. Without a connection ppd-fetch ends at once with one
+line that says where each file comes from and where it goes.
 """
 from __future__ import annotations
 
-import argparse
+import os
 import shutil
+import socket
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from .checkpoint import OFFICIAL_DIT_FILE, OFFICIAL_ENCODER_FILE, models_dir
+from ppd_ros.cli.tool_main import ToolArgumentParser, ToolError, tool_main
 
+from .checkpoint import MODELS_DIR_ENV, models_dir
+
+PROG = 'ppd-fetch'
 MIB = 1 << 20
+HUB = 'https://huggingface.co'
+ENDPOINT_ENV = 'HF_ENDPOINT'
+CONNECT_TIMEOUT_S = 15.0
+CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One downloadable weight file and the size range a genuine copy has."""
+    """One downloadable weight file."""
 
-    repo_id: str
-    filename: str
-    min_bytes: int
-    max_bytes: int
+    filename: str           #: name under models/ (and on the hub)
+    repo_id: str            #: Hugging Face hub repository the authors publish it in
     description: str
+    licence: str
+    setting: str            #: the node parameter / tool option that takes its path
+    min_bytes: int          #: a genuine copy has min_bytes .. max_bytes
+    max_bytes: int
+
+    def url(self, endpoint: str | None = None) -> str:
+        endpoint = (endpoint or os.environ.get(ENDPOINT_ENV) or HUB).rstrip('/')
+        return f'{endpoint}/{self.repo_id}/resolve/main/{self.filename}'
 
 
-def _size_range(params: int) -> tuple[int, int]:
+def size_range(params: int) -> tuple[int, int]:
     """Bytes of a state dict with `params` parameters stored in 16 to 32 bits, plus slack."""
     return 2 * params, 4 * params + 64 * MIB
 
 
-OFFICIAL_FILES: dict[str, RemoteFile] = {
-    'ppd': RemoteFile('gangweix/Pixel-Perfect-Depth', OFFICIAL_DIT_FILE,
-                      *_size_range(499_842_112), 'PPD DiT, 499.8M parameters (dit.* keys)'),
-    'da2': RemoteFile('depth-anything/Depth-Anything-V2-Large', OFFICIAL_ENCODER_FILE,
-                      *_size_range(335_315_649), 'Depth-Anything-V2 ViT-L, semantics encoder'),
+WEIGHT_FILES: dict[str, RemoteFile] = {
+    'ppd': RemoteFile('ppd.pth', 'gangweix/Pixel-Perfect-Depth',
+                      'PPD DiT, 499.8M parameters (dit.* keys)', 'Apache-2.0',
+                      'dit_checkpoint', *size_range(499_842_112)),
+    'da2': RemoteFile('depth_anything_v2_vitl.pth', 'depth-anything/Depth-Anything-V2-Large',
+                      'Depth-Anything-V2 ViT-L, the semantics encoder of PPD-Large',
+                      'CC-BY-NC-4.0 (non-commercial)', 'encoder_checkpoint',
+                      *size_range(335_315_649)),
 }
+#: The files of --variant large (the default selection).
+DEFAULT_SELECTION = ('ppd', 'da2')
 
-Downloader = Callable[..., str]
+Downloader = Callable[[str, Path], None]
 
 
 class FetchError(RuntimeError):
     """A download that could not be done or gave an implausible file."""
 
 
-def hub_download(repo_id: str, filename: str, local_dir: str) -> str:
-    """huggingface_hub.hf_hub_download into local_dir; path of the downloaded file."""
+def url_download(url: str, target: Path, progress: bool = True) -> None:
+    """GET url into target; FetchError (one sentence) when the server cannot be reached or
+    answers with an error."""
+    from tqdm import tqdm
+    request = urllib.request.Request(url, headers={'User-Agent': 'ppd_ros ppd-fetch'})
     try:
-        from huggingface_hub import hf_hub_download
-    except ImportError:
-        raise FetchError('huggingface_hub is not installed: `pip install huggingface_hub`, '
-                         'or download the files by hand into the models/ folder') from None
-    return hf_hub_download(repo_id=repo_id, filename=filename, local_dir=local_dir)
+        with urllib.request.urlopen(request, timeout=CONNECT_TIMEOUT_S) as response:
+            total = int(response.headers.get('Content-Length') or 0) or None
+            with open(target, 'wb') as out, tqdm(total=total, unit='B', unit_scale=True,
+                                                 desc=target.name.removesuffix('.partial'),
+                                                 disable=not progress) as bar:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as error:
+        raise FetchError(f'{url} answered HTTP {error.code} {error.reason}') from None
+    except (urllib.error.URLError, socket.timeout, ConnectionError) as error:
+        reason = getattr(error, 'reason', error)
+        raise FetchError(f'cannot reach {urllib.request.urlparse(url).netloc} ({reason})'
+                         ) from None
 
 
 def check_size(path: Path, spec: RemoteFile) -> int:
@@ -65,49 +102,85 @@ def check_size(path: Path, spec: RemoteFile) -> int:
     return size
 
 
-def fetch(names: Sequence[str] = ('ppd', 'da2'), destination: str | Path | None = None, *,
-          download: Downloader | None = None, files: Mapping[str, RemoteFile] = OFFICIAL_FILES,
+def by_hand(specs: Sequence[RemoteFile], destination: Path) -> str:
+    """How to place the files without ppd-fetch."""
+    steps = '; '.join(f'{spec.url()} -> {destination / spec.filename}' for spec in specs)
+    settings = ' / '.join(dict.fromkeys(spec.setting for spec in specs))
+    options = ' / '.join('--' + setting.replace('_', '-') for setting in settings.split(' / '))
+    return (f'download on a machine with internet and copy here: {steps} (or give the paths '
+            f'with the node parameters {settings}, tool options {options})')
+
+
+def fetch(names: Sequence[str] = DEFAULT_SELECTION, destination: str | Path | None = None, *,
+          download: Downloader | None = None, files: Mapping[str, RemoteFile] = WEIGHT_FILES,
           force: bool = False, log=print) -> list[Path]:
-    """Download the named files into destination (default: models/); returns their paths."""
+    """Download the named files into destination (default: models/); returns their paths.
+
+    Nothing is left behind when a download fails: no partial file, and no destination
+    folder that this call created."""
     destination = Path(destination) if destination is not None else models_dir()
-    destination.mkdir(parents=True, exist_ok=True)
-    download = download or hub_download
+    download = download or url_download
+    created = not destination.exists()
     paths = []
-    for name in names:
-        spec = files[name]
-        target = destination / spec.filename
-        if target.is_file() and not force:
-            check_size(target, spec)
-            log(f'{name}: {target} already present')
-        else:
-            log(f'{name}: downloading {spec.filename} from {spec.repo_id} ...')
-            got = Path(download(repo_id=spec.repo_id, filename=spec.filename,
-                                local_dir=str(destination)))
-            if got.resolve() != target.resolve():
-                shutil.copyfile(got, target)
-            size = check_size(target, spec)
-            log(f'{name}: saved {target} ({size / MIB:.1f} MiB)')
-        paths.append(target)
+    try:
+        for name in names:
+            spec = files[name]
+            target = destination / spec.filename
+            if target.is_file() and not force:
+                check_size(target, spec)
+                log(f'{name}: {target} already present')
+                paths.append(target)
+                continue
+            destination.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + '.partial')
+            try:
+                download(spec.url(), partial)
+                size = check_size(partial, spec)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+            log(f'{name}: saved {target} ({size / MIB:.1f} MiB; {spec.description}; '
+                f'licence {spec.licence})')
+            paths.append(target)
+    except BaseException:
+        if created and destination.is_dir() and not any(destination.iterdir()):
+            shutil.rmtree(destination)
+        raise
     return paths
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog='ppd-fetch',
-                                     description=__doc__.splitlines()[0].replace('``', ''))
+def build_parser() -> ToolArgumentParser:
+    parser = ToolArgumentParser(
+        prog=PROG, description=__doc__.split('\n\n')[0].split(': ', 1)[1],
+        epilog='Files: ' + '; '.join(f'{name} = {spec.filename} ({spec.description}; '
+                                     f'{spec.licence})' for name, spec in WEIGHT_FILES.items()))
     parser.add_argument('files', nargs='*', metavar='FILE',
-                        help='which files (default: all): '
-                        + ', '.join(f'{k} = {v.filename}' for k, v in OFFICIAL_FILES.items()))
-    parser.add_argument('--models-dir', default=None, help='destination folder (default: models/)')
+                        help=f"which files (default: {' '.join(DEFAULT_SELECTION)}); choose "
+                             f"from {', '.join(WEIGHT_FILES)}")
+    parser.add_argument('--models-dir', type=Path, default=None,
+                        help=f'destination folder (default: ${MODELS_DIR_ENV} or ./models)')
     parser.add_argument('--force', action='store_true', help='download again even if present')
-    args = parser.parse_args(argv)
-    unknown = sorted(set(args.files) - set(OFFICIAL_FILES))
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    return parser
+
+
+@tool_main(PROG)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    unknown = [name for name in args.files if name not in WEIGHT_FILES]
     if unknown:
-        parser.error(f'unknown file(s) {unknown}; choose from {sorted(OFFICIAL_FILES)}')
+        raise ToolError(f"unknown file(s) {', '.join(unknown)}; choose from "
+                        f"{', '.join(WEIGHT_FILES)}")
+    names = args.files or list(DEFAULT_SELECTION)
+    destination = args.models_dir or models_dir()
     try:
-        paths = fetch(args.files or list(OFFICIAL_FILES), args.models_dir, force=args.force)
+        paths = fetch(names, destination, force=args.force,
+                      download=lambda url, target: url_download(url, target,
+                                                                not args.no_progress),
+                      log=lambda line: print(f'{PROG}: {line}', file=sys.stderr))
     except FetchError as error:
-        print(f'ppd-fetch: error: {error}', file=sys.stderr)
-        return 1
+        specs = [WEIGHT_FILES[name] for name in names]
+        raise ToolError(f'{error}; {by_hand(specs, destination)}', 1) from None
     print('weights in: ' + ', '.join(str(p) for p in paths))
     return 0
 

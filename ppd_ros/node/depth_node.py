@@ -51,7 +51,8 @@ from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
 from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
 from ppd_ros.pipeline.package_paths import resolve_package_path
-from ppd_ros.pipeline.predictor_loading import ModelUnavailableError, load_predictor_from_paths
+from ppd_ros.pipeline.predictor_loading import (ModelUnavailableError, load_predictor_from_paths,
+                                                model_notice)
 from ppd_ros.pipeline.reference_pairing import ReferencePairing
 from ppd_ros.ros_conventions.camera_info import distortion_warning
 from ppd_ros.ros_conventions.fastdds_profile import (PROFILE, fastdds_major_version,
@@ -149,6 +150,9 @@ class DepthNodeCore:
                     s.export_dir)
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
+            notice = model_notice(s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant)
+            if notice:
+                self.get_logger().info(notice)
         self._pipeline = DepthPipeline(predictor)
         self._stats = FrameStatistics()
         self._gaps = InputGapEstimator()

@@ -5,7 +5,6 @@ change at run time and are validated together by validate_parameters().
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
@@ -16,7 +15,7 @@ from ppd_ros.messages.image_limits import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_
 from ppd_ros.model.network_resolution import MAX_ASPECT_RATIO
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
-from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, MODEL_DEFAULTS,
+from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, DEVICE_PATTERN, MODEL_DEFAULTS,
                                                 PRECISION_CHOICES, UPSAMPLING_CHOICES,
                                                 VARIANT_CHOICES, check_network_area_setting)
 from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
@@ -49,17 +48,20 @@ class ParameterSpec:
 PARAMETERS: tuple[ParameterSpec, ...] = (
     # --- model (read-only) ---
     ParameterSpec('checkpoint', MODEL_DEFAULTS['checkpoint'],
-                  'ppd_ros .safetensors checkpoint (it carries its model config). Empty: load '
-                  'the official files dit_checkpoint + encoder_checkpoint as `variant`. Relative '
-                  'paths resolve against the package share directory, the source checkout, '
-                  'then the working directory.', read_only=True),
+                  'ppd_ros .safetensors checkpoint (it carries its model config and wins over '
+                  '`variant`). Empty: `variant` picks the weights. Relative paths resolve '
+                  'against the package share directory, the source checkout, then the working '
+                  'directory.', read_only=True),
     ParameterSpec('dit_checkpoint', MODEL_DEFAULTS['dit_checkpoint'],
-                  'Official PPD DiT weights, used when checkpoint is empty.', read_only=True),
+                  'Official PPD DiT weights, used by variant large (get them with ppd-fetch).',
+                  read_only=True),
     ParameterSpec('encoder_checkpoint', MODEL_DEFAULTS['encoder_checkpoint'],
-                  'Official Depth Anything v2 ViT-L weights, used when checkpoint is empty.',
+                  'Official Depth Anything v2 ViT-L weights, used by variant large.',
                   read_only=True),
     ParameterSpec('variant', MODEL_DEFAULTS['variant'],
-                  'Model variant for the official files (a ppd_ros checkpoint brings its own).',
+                  'Without checkpoint: tiny loads the shipped models/tiny_ppd.safetensors '
+                  '(trained on synthetic rooms, for demos and tests); large the official '
+                  'files dit_checkpoint + encoder_checkpoint.',
                   read_only=True, choices=VARIANT_CHOICES),
     ParameterSpec('device', MODEL_DEFAULTS['device'], "Torch device: auto (cuda if available), cpu, cuda or "
                   "cuda:N.", read_only=True),
@@ -241,7 +243,6 @@ def _param_name(attribute: str) -> str:
     raise KeyError(attribute)
 
 
-_DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
 
 
 def validate_parameters(values: Mapping[str, Any]) -> str | None:
@@ -250,7 +251,7 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
         if spec.choices is not None and values[spec.name] not in spec.choices:
             return (f"parameter '{spec.name}' is '{values[spec.name]}'; expected one of "
                     f"{', '.join(spec.choices)}")
-    if not _DEVICE.match(values['device']):
+    if not DEVICE_PATTERN.match(values['device']):
         return f"parameter 'device' is '{values['device']}'; expected auto, cpu, cuda or cuda:N"
     if values['backend'] != 'torch' and not values['export_dir']:
         return (f"parameter 'backend' is '{values['backend']}', which runs an export: set "

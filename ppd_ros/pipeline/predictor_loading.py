@@ -1,7 +1,13 @@
 """Load the depth predictor from parameter-style paths, with one clear error when impossible.
 
 MODEL_DEFAULTS are the model options shared by depth_node's parameters and the command-line
-tools (ppd-eval), so both load the same model unless told otherwise.
+tools (ppd-eval, ppd-predict, ppd-demo), so all load the same model unless told otherwise.
+Which files a configuration loads (weight_files):
+  checkpoint set       -> that ppd_ros .safetensors (it carries its config; variant ignored)
+  variant 'tiny'       -> the shipped tiny model, TINY_CHECKPOINT
+  variant large/small  -> the official files dit_checkpoint + encoder_checkpoint
+The default is the tiny model: it ships with the package and runs on any CPU, but it was
+trained only on synthetic rooms (synthetic_model_notice says so whenever one is loaded).
 """
 from __future__ import annotations
 
@@ -10,11 +16,12 @@ from pathlib import Path
 
 from ppd_ros.pipeline.package_paths import candidate_paths, resolve_package_path
 
+TINY_CHECKPOINT = 'models/tiny_ppd.safetensors'
 MODEL_DEFAULTS = {
-    'checkpoint': 'models/tiny_ppd.safetensors',
+    'checkpoint': '',
     'dit_checkpoint': 'models/ppd.pth',
     'encoder_checkpoint': 'models/depth_anything_v2_vitl.pth',
-    'variant': 'large',
+    'variant': 'tiny',
     'device': 'auto',
     'precision': 'fp32',
     'num_threads': 0,
@@ -26,6 +33,16 @@ MODEL_DEFAULTS = {
     'seed': 0,
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
+#: Torch devices a setting may name.
+DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
+DEVICE_CHOICES = 'auto, cpu, cuda, cuda:N or mps'
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` is not a usable device setting, or None."""
+    if DEVICE_PATTERN.match(device):
+        return None
+    return f"device '{device}' is not one of {DEVICE_CHOICES}"
 PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
 UPSAMPLING_CHOICES = ('edge_aware', 'nearest', 'bilinear')
 BACKEND_CHOICES = ('torch', 'onnxruntime', 'tensorrt')
@@ -73,9 +90,14 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
     if resolved is None:
         looked = ', '.join(str(p) for p in candidate_paths(path))
         hint = how_to_override or f"point the '{what}' parameter at an existing file"
-        raise ModelUnavailableError(
-            f"{what} '{path}' not found (looked in: {looked}). Download the weights with the "
-            f"`ppd-fetch` helper (they go to models/), or {hint}.")
+        if Path(path) == Path(TINY_CHECKPOINT):
+            get = ('The tiny model ships with ppd_ros (restore it with `git checkout -- '
+                   f'{TINY_CHECKPOINT}`)')
+        else:
+            get = ('Download the official weights with `ppd-fetch` (they go to models/), or '
+                   'place the file there by hand')
+        raise ModelUnavailableError(f"{what} '{path}' not found (looked in: {looked}). {get}, "
+                                    f'or {hint}.')
     return resolved
 
 
@@ -91,23 +113,53 @@ def require_export_dir(export_dir: str, backend: str) -> Path:
     return manifest.parent
 
 
+def weight_files(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
+                 variant: str) -> dict[str, str]:
+    """{setting: path as given} of the files a model configuration loads (see above)."""
+    if checkpoint:
+        return {'checkpoint': checkpoint}
+    if variant == 'tiny':
+        return {'checkpoint': TINY_CHECKPOINT}
+    return {'dit_checkpoint': dit_checkpoint, 'encoder_checkpoint': encoder_checkpoint}
+
+
+def synthetic_model_notice(checkpoint: str | Path) -> str | None:
+    """One line when ``checkpoint`` is a ppd_ros model trained only on synthetic scenes
+    (such as the shipped tiny model), else None."""
+    from ppd_ros.model.checkpoint import CheckpointError, read_checkpoint_metadata
+    try:
+        trained_on = read_checkpoint_metadata(checkpoint).get('data')
+    except (CheckpointError, OSError, ValueError):
+        return None
+    if trained_on != 'synthetic':
+        return None
+    return (f'model {Path(checkpoint).name} was trained only on synthetic rooms: it is for demos, '
+            'tests and CPU smoke runs, and its depth of real images is rough; for real depth '
+            'use the official weights (`ppd-fetch`, then variant large)')
+
+
+def model_notice(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
+                 variant: str) -> str | None:
+    """synthetic_model_notice for the files these settings load (None for official files)."""
+    path = weight_files(checkpoint, dit_checkpoint, encoder_checkpoint, variant).get('checkpoint')
+    found = resolve_package_path(path) if path else None
+    return synthetic_model_notice(found) if found is not None else None
+
+
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
-                              variant: str = 'large', device: str = 'auto',
+                              variant: str = MODEL_DEFAULTS['variant'], device: str = 'auto',
                               precision: str = 'fp32', num_threads: int = 0,
                               network_area: int = 0, upsampling: str = 'edge_aware',
                               backend: str = 'torch', export_dir: str = ''):
-    """A DepthPredictor from a ppd_ros checkpoint, or (checkpoint empty) the official files.
+    """A DepthPredictor from the files weight_files() names for these settings.
 
     Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
     network_area > 0 sets the network resolution's area in pixels (0: the training area).
     upsampling: how the network output reaches the image size (UPSAMPLING_CHOICES).
     backend other than 'torch' runs the export in export_dir, made from these weight files.
     """
-    if checkpoint:
-        paths = {'checkpoint': require_weight_file(checkpoint, 'checkpoint')}
-    else:
-        paths = {'dit_checkpoint': require_weight_file(dit_checkpoint, 'dit_checkpoint'),
-                 'encoder_checkpoint': require_weight_file(encoder_checkpoint, 'encoder_checkpoint')}
+    paths = {name: require_weight_file(path, name) for name, path in
+             weight_files(checkpoint, dit_checkpoint, encoder_checkpoint, variant).items()}
     exported = {}
     if backend != 'torch':
         exported = {'backend': backend, 'export_dir': str(require_export_dir(export_dir, backend))}
@@ -118,7 +170,7 @@ def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_chec
         torch.set_num_threads(num_threads)
     area = network_area or None
     try:
-        if checkpoint:
+        if 'checkpoint' in paths:
             return load_predictor(str(paths['checkpoint']), device=device, precision=precision,
                                   network_area=area, upsampling=upsampling, **exported)
         return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),

@@ -70,10 +70,12 @@ def summarise(frames: Sequence[dict]) -> dict:
     return summary
 
 
-def evaluate_predictor(predictor, frames: Iterable, steps: int = 4, progress: bool = False) -> dict:
+def evaluate_predictor(predictor, frames: Iterable, steps: int = 4, progress: bool = False,
+                       label: str = 'evaluating') -> dict:
     from tqdm import tqdm
     results = []
-    for seed, frame in tqdm(list(frames), disable=not progress, mininterval=5, desc='evaluating'):
+    for seed, frame in tqdm(list(frames), disable=not progress, mininterval=5, desc=label,
+                            unit='frame'):
         if not is_eval_seed(seed):
             raise ValueError(f'seed {seed} is a training seed')
         results.append({'seed': seed, **evaluate_frame(predictor, frame, steps, noise_seed=seed)})
@@ -89,13 +91,23 @@ def format_table(summaries: dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
+def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """File stems, with the parent folder where stems repeat (out/a/final, out/b/final)."""
+    stems = [Path(p).stem for p in paths]
+    return [f'{Path(p).parent.name}/{stem}' if stems.count(stem) > 1 else stem
+            for p, stem in zip(paths, stems)]
+
+
 def evaluate_checkpoints(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None,
                          n_frames: int = 200, steps: int = 4, device: str = 'cpu',
                          json_path: str | os.PathLike | None = None, progress: bool = True) -> dict:
     """Evaluate every checkpoint on the same held-out frames; print the table; write JSON."""
-    names = list(names) if names else [Path(p).stem for p in paths]
+    names = list(names) if names else default_names(paths)
     if len(names) != len(paths):
-        raise ValueError('give one name per checkpoint')
+        raise ValueError(f'give one name per checkpoint ({len(paths)} checkpoints, '
+                         f'{len(names)} names)')
+    if len(set(names)) != len(names):
+        raise ValueError(f'model names must differ, got {names}')
     for path in paths:  # a missing file fails now, not after the models before it
         if is_stage1_checkpoint(path):
             require_stage1_files(path)
@@ -103,8 +115,10 @@ def evaluate_checkpoints(paths: Sequence[str | os.PathLike], names: Sequence[str
             require_file(path)
     frames = held_out_frames(n_frames)
     report = {'n_frames': n_frames, 'steps': steps, 'seeds': [frames[0][0], frames[-1][0]], 'models': {}}
-    for name, path in zip(names, paths):
-        result = evaluate_predictor(load_any_predictor(path, device), frames, steps, progress)
+    for number, (name, path) in enumerate(zip(names, paths), 1):
+        label = f'{name} ({number}/{len(paths)})' if len(paths) > 1 else name
+        result = evaluate_predictor(load_any_predictor(path, device), frames, steps, progress,
+                                    label)
         report['models'][name] = {'checkpoint': str(path), **result}
     summaries = {name: r['summary'] for name, r in report['models'].items()}
     print(format_table(summaries))

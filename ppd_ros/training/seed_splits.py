@@ -17,7 +17,9 @@ def train_seeds(count: int, start: int = 0) -> range:
 
 def eval_seeds(count: int, start: int = EVAL_SEED_START) -> range:
     """``count`` held-out seeds from ``start`` (>= EVAL_SEED_START)."""
-    if count < 1 or start < EVAL_SEED_START:
+    if count < 1:
+        raise ValueError(f'need at least one held-out frame, got {count}')
+    if start < EVAL_SEED_START:
         raise ValueError(f'held-out seeds start at {EVAL_SEED_START}, got start={start}')
     return range(start, start + count)
 

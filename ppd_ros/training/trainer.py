@@ -188,7 +188,7 @@ class Trainer:
         log = read_loss_log(self.log_path)
         from tqdm import tqdm
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, file=sys.stderr,
-                   mininterval=5, desc=getattr(self.task, 'final_name', 'train'))
+                   mininterval=5, desc='training', unit='step')
         started = time.perf_counter()
         base_elapsed = self.elapsed_s
         with self.log_path.open('a') as log_file:
