@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -148,11 +149,17 @@ def export_graph(module: nn.Module, args: tuple, path: Path, input_names: Sequen
                  output_names: Sequence[str]) -> None:
     """``module(*args)`` as an ONNX graph with static shapes; weights in ``path`` + '.data'."""
     import onnx
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter('ignore')
-        program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET,
-                                    input_names=list(input_names),
-                                    output_names=list(output_names), verbose=False)
+    quiet = logging.getLogger('torch.onnx')  # notes on torchvision ops the model never uses
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter('ignore')
+            program = torch.onnx.export(module, args, dynamo=True, opset_version=OPSET,
+                                        input_names=list(input_names),
+                                        output_names=list(output_names), verbose=False)
+    finally:
+        quiet.setLevel(level)
     if program is None:
         raise ExportError('torch.onnx.export returned no program')
     program.save(str(path), external_data=True)
@@ -203,14 +210,14 @@ def export_model(model: PixelPerfectDepth, outdir: str | os.PathLike, height: in
     semantics = None
     files = []
     if model.encoder is not None:
-        log(f'exporting the semantics encoder at {height}x{width} ...')
+        log(f'exporting the semantics encoder at {width}x{height} ...')
         encoder = SemanticsGraph(model, height, width)
         export_graph(encoder, (image,), outdir / ENCODER_FILE, ENCODER_INPUTS, ENCODER_OUTPUTS)
         files.append(ENCODER_FILE)
         with torch.inference_mode():
             semantics = encoder(image)
 
-    log(f'exporting one DiT step at {height}x{width} ...')
+    log(f'exporting one DiT step at {width}x{height} ...')
     tables = {}
     for count in steps:
         tables.update(conditioning_tables(model, count))
@@ -224,8 +231,8 @@ def export_model(model: PixelPerfectDepth, outdir: str | os.PathLike, height: in
         outdir / DIT_STEP_FILE, dit_inputs, DIT_OUTPUTS)
     files.append(DIT_STEP_FILE)
 
-    from safetensors.torch import save_file
-    save_file(tables, str(outdir / CONDITIONING_FILE))
+    from safetensors.torch import save
+    (outdir / CONDITIONING_FILE).write_bytes(save(tables))  # file mode as the graphs'
     files.append(CONDITIONING_FILE)
 
     log('writing digests and the manifest ...')
