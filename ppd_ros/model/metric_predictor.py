@@ -79,6 +79,8 @@ def scaled_camera(camera: KnownIntrinsics, width: int, height: int, to_width: in
 class MetricDepthPredictor:
     """``predict(rgb)``: PPD's Prediction with MoGe-2's geometry (module docstring)."""
 
+    takes_camera = True   # predict() uses the camera's intrinsics when given
+
     def __init__(self, depth: DepthPredictor, moge: MoGe2Predictor, grid: str = 'shared'):
         if grid not in GRIDS:
             raise ValueError(f'grid must be one of {GRIDS}, got {grid!r}')
@@ -89,6 +91,11 @@ class MetricDepthPredictor:
             if engine.model.encoder is not moge.model.encoder:
                 raise ValueError("grid 'shared' needs PPD and MoGe-2 to share one encoder module")
         self.depth, self.moge, self.grid = depth, moge, grid
+        self.geometry_enabled = True   # False: predict() skips MoGe-2 (geometry None)
+
+    @property
+    def device(self):
+        return self.depth.device
 
     @property
     def config(self):
@@ -103,6 +110,10 @@ class MetricDepthPredictor:
         """Relative depth at the input size, geometry at the network size h x w. ``camera``:
         the intrinsics of ``rgb`` (H x W), if known."""
         prediction = self.depth.predict(rgb, steps=steps, seed=seed, noise=noise)
+        if not self.geometry_enabled:
+            return GeometryPrediction(prediction.depth, prediction.network_depth,
+                                      prediction.timings, prediction.timesteps,
+                                      prediction.network_samples)
         height, width = np.asarray(rgb).shape[:2]
         h, w = prediction.network_depth.shape
         if camera is not None:
@@ -131,12 +142,15 @@ class MetricDepthPredictor:
 
 def metric_predictor(ppd: PixelPerfectDepth, moge, device: str | torch.device = 'auto',
                      precision: str = 'fp32', grid: str | None = None,
-                     network_area: int | None = None) -> MetricDepthPredictor:
+                     network_area: int | None = None,
+                     resolution_level: int = 9) -> MetricDepthPredictor:
     """A MetricDepthPredictor for a PPD model and a MoGe2Model; ``grid`` None: 'shared' when
-    they share an encoder module (load_official_ppd_moge), otherwise 'exact'."""
+    they share an encoder module (load_official_ppd_moge), otherwise 'exact'.
+    ``resolution_level`` sets MoGe-2's token budget for its own grid (0..9, as infer)."""
     if grid is None:
         grid = 'shared' if ppd.encoder is not None and ppd.encoder is moge.encoder else 'exact'
     engine = (SharedEncoderEngine(ppd, device, precision) if grid == 'shared'
               else TorchEngine(ppd, device, precision))
     depth = DepthPredictor(engine, network_area=network_area)
-    return MetricDepthPredictor(depth, MoGe2Predictor(moge, depth.device, precision), grid)
+    moge_predictor = MoGe2Predictor(moge, depth.device, precision, resolution_level)
+    return MetricDepthPredictor(depth, moge_predictor, grid)

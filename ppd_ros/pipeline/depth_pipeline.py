@@ -4,6 +4,10 @@
         --resize to output size--> depth --unproject--> organized cloud (metric + camera)
                                          --colorize--> RGB visualisation
 
+A predictor that also estimates geometry (model.metric_predictor, depth mode 'moge') gets the
+camera's intrinsics when known (``takes_camera``); its prediction goes to the scaler
+(``use_prediction``), and without a camera its estimated intrinsics become the frame's camera.
+
 Used by depth_node and by the evaluation tools; no rclpy. When a frame needs both a cloud and
 a colourised depth, a helper thread colourises while the calling thread builds the cloud:
 both are numpy / OpenCV work that releases the GIL, so on two or more cores the frame takes
@@ -24,6 +28,7 @@ from ppd_ros.geometry.camera_model import PinholeCamera
 from ppd_ros.geometry.colorize import colorize_depth
 from ppd_ros.geometry.pointcloud_layout import CloudBufferPool, PackedCloud
 from ppd_ros.geometry.unproject import unproject_to_cloud
+from ppd_ros.model.moge2_geometry import KnownIntrinsics
 from ppd_ros.pipeline.metric_scaler import MetricScaler
 
 
@@ -47,6 +52,7 @@ class DepthFrame:
     cloud: PackedCloud | None          # depth_image_proc layout, from `metres` only
     colored: np.ndarray | None         # H x W x 3 uint8 RGB visualisation of the depth
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    camera_estimated: bool = False     # `camera` is MoGe-2's estimate, not the given one
 
     @property
     def depth(self) -> np.ndarray:
@@ -64,6 +70,12 @@ def resize_nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if image.shape[1] == width and image.shape[0] == height:
         return image
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def camera_from_geometry(geometry, width: int, height: int) -> PinholeCamera:
+    """The camera MoGe-2 estimated (``MoGe2Geometry``) for a width x height image."""
+    k = geometry.camera_matrix(width, height)
+    return PinholeCamera(width, height, k, np.hstack((k, np.zeros((3, 1)))))
 
 
 def _timed(fn, *args):
@@ -100,11 +112,21 @@ class DepthPipeline:
             raise ValueError(f'camera is {camera.width}x{camera.height} but the image is '
                              f'{width}x{height}')
         start = time.perf_counter()
-        pred = self.predictor.predict(rgb, steps=options.steps, seed=options.seed)
+        extra = {}
+        if getattr(self.predictor, 'takes_camera', False) and camera is not None:
+            extra['camera'] = KnownIntrinsics(camera.fx, camera.fy, camera.cx, camera.cy)
+        pred = self.predictor.predict(rgb, steps=options.steps, seed=options.seed, **extra)
         timings = {k: v for k, v in pred.timings.items() if k != 'total'}
         relative = pred.depth
+        geometry = getattr(pred, 'geometry', None)
+        camera_estimated = camera is None and geometry is not None
+        if camera_estimated:
+            camera = camera_from_geometry(geometry, width, height)
 
         clock = time.perf_counter()
+        use_prediction = getattr(scaler, 'use_prediction', None)  # optional (moge_scaler)
+        if use_prediction is not None:
+            use_prediction(pred)
         metres = scaler.to_metres(relative) if scaler is not None else None
         timings['metric'] = time.perf_counter() - clock
 
@@ -137,7 +159,7 @@ class DepthPipeline:
         elif options.colorize:
             colored, timings['colorize'] = _timed(colorize_depth, colorize_source)
         timings['total'] = time.perf_counter() - start
-        return DepthFrame(relative, metres, out_camera, cloud, colored, timings)
+        return DepthFrame(relative, metres, out_camera, cloud, colored, timings, camera_estimated)
 
     def _cloud(self, metres: np.ndarray, camera: PinholeCamera, rgb: np.ndarray,
                options: PipelineOptions) -> PackedCloud:

@@ -34,7 +34,7 @@ from ppd_ros.alignment import (RangeScale, TemporalScaleFilter, apply_log_affine
                                resample_reference_to)
 from ppd_ros.alignment.log_affine_fit import LogAffineFit, failed_fit
 
-DEPTH_MODES = ('relative', 'range', 'reference')
+DEPTH_MODES = ('relative', 'range', 'reference', 'moge')
 #: Reference pixels used per fit (random subset, fixed seed).
 REFERENCE_FIT_POINTS = 4096
 
@@ -57,6 +57,9 @@ class MetricScaler(Protocol):
 
     def to_metres(self, relative: np.ndarray) -> np.ndarray | None:
         ...
+
+    # Optional: use_prediction(prediction), called with the frame's whole prediction before
+    # to_metres (the 'moge' mode reads its geometry there).
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ class FilteredScaler:
     def begin_frame(self, stamp_s: float | None) -> None:
         """Set the stamp of the next frame (an older stamp than before resets the filter)."""
         self._stamp = stamp_s
+
+    def use_prediction(self, prediction) -> None:
+        """The frame's prediction, before to_metres (the 'moge' mode reads its geometry)."""
 
     def frame_fit(self, relative: np.ndarray) -> LogAffineFit:
         raise NotImplementedError
@@ -208,4 +214,7 @@ def metric_scaler_for_mode(mode: str, scale: ScaleSettings = ScaleSettings()
         return RangeScaler(scale)
     if mode == 'reference':
         return ReferenceScaler(scale)
+    if mode == 'moge':
+        from ppd_ros.pipeline.moge_scaler import MoGeScaler
+        return MoGeScaler(scale)
     raise DepthModeError(f"unknown depth.mode '{mode}'; expected one of {', '.join(DEPTH_MODES)}")
