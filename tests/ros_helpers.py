@@ -320,11 +320,14 @@ def _probe_main(plan_path: str, result_path: str) -> int:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
 
-    # a smooth colour ramp with a few shapes: the rgb8 test frame
-    v, u = np.mgrid[0:height, 0:width]
-    rgb = np.stack([(u * 255 // max(width - 1, 1)), (v * 255 // max(height - 1, 1)),
-                    ((u + v) % 256)], axis=-1).astype(np.uint8)
-    rgb[height // 4: height // 2, width // 4: width // 2] = (200, 30, 30)
+    if 'scene_seed' in plan:  # a procedural room (a trained model finds real depth in it)
+        from ppd_ros.synthetic import generate_frame
+        rgb = generate_frame(plan['scene_seed'], width, height).rgb
+    else:  # a smooth colour ramp with a few shapes: the rgb8 test frame
+        v, u = np.mgrid[0:height, 0:width]
+        rgb = np.stack([(u * 255 // max(width - 1, 1)), (v * 255 // max(height - 1, 1)),
+                        ((u + v) % 256)], axis=-1).astype(np.uint8)
+        rgb[height // 4: height // 2, width // 4: width // 2] = (200, 30, 30)
 
     def payload(arr) -> array.array:
         out = array.array('B')

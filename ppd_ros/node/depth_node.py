@@ -49,6 +49,7 @@ from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DIAGNOSTICS, OUTPU
                                   FrameProducts)
 from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+from ppd_ros.pipeline.geometry_loading import load_metric_predictor_from_paths
 from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
 from ppd_ros.pipeline.package_paths import resolve_package_path
 from ppd_ros.pipeline.predictor_loading import (ModelUnavailableError, load_predictor_from_paths,
@@ -144,16 +145,28 @@ class DepthNodeCore:
             self.get_logger().info('retain_heap: no glibc mallopt here; malloc left as it is')
         if predictor is None:
             try:
-                predictor = load_predictor_from_paths(
-                    s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant, s.device,
-                    s.precision, s.num_threads, s.network_area, s.upsampling, s.backend,
-                    s.export_dir)
+                if s.depth_mode == 'moge':  # PPD plus MoGe-2 (only loaded in this mode)
+                    if s.backend != 'torch':
+                        raise StartupError("depth.mode 'moge' runs on backend torch (MoGe-2 is "
+                                           f"not exported), got backend '{s.backend}'")
+                    predictor = load_metric_predictor_from_paths(
+                        s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.moge_checkpoint,
+                        s.variant, s.device, s.precision, s.num_threads, s.network_area,
+                        s.moge_grid, s.moge_resolution_level, s.upsampling)
+                else:
+                    predictor = load_predictor_from_paths(
+                        s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant,
+                        s.device, s.precision, s.num_threads, s.network_area, s.upsampling,
+                        s.backend, s.export_dir)
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
             notice = model_notice(s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant)
             if notice:
                 self.get_logger().info(notice)
         self._pipeline = DepthPipeline(predictor)
+        self._set_geometry(s)
+        self._intrinsics_source = ''
+        self._estimated_camera_logged = False
         self._stats = FrameStatistics()
         self._gaps = InputGapEstimator()
         self._slot = LatestFrameSlot()
@@ -275,10 +288,24 @@ class DepthNodeCore:
             self._reference_sub.destroy()
             self._reference_sub = None
 
+    def _has_geometry(self) -> bool:
+        """Whether the predictor also gives MoGe-2's geometry (depth.mode 'moge')."""
+        return self._pipeline is not None and hasattr(self._pipeline.predictor,
+                                                      'geometry_enabled')
+
+    def _set_geometry(self, s: DepthNodeSettings) -> None:
+        """MoGe-2 runs only while depth.mode is 'moge'."""
+        if self._has_geometry():
+            self._pipeline.predictor.geometry_enabled = s.depth_mode == 'moge'
+
     def _on_set_parameters(self, params) -> SetParametersResult:
         values = dict(self._values)
         values.update({p.name: p.value for p in params})
         problem = validate_parameters(values)
+        if (not problem and values['depth.mode'] == 'moge' and self._pipeline is not None
+                and not self._has_geometry()):
+            problem = ("depth.mode 'moge' needs MoGe-2, which is loaded at start only in that "
+                       "mode: restart the node with depth.mode:=moge")
         if problem:
             return SetParametersResult(successful=False, reason=problem)
         self._values = values
@@ -287,6 +314,7 @@ class DepthNodeCore:
         if (settings.depth_mode, settings.scale) != (current.depth_mode, current.scale):
             scaler = metric_scaler_for_mode(settings.depth_mode, settings.scale)
         self._config = (settings, scaler)
+        self._set_geometry(settings)
         self._subscribe_reference_if_needed(settings)
         if self._outputs is not None:
             before = self._outputs.topics()
@@ -303,7 +331,8 @@ class DepthNodeCore:
             self._stats.snapshot(), self._idle(s), s.depth_mode,
             None if scaler is None else scaler.status,
             self._references.status() if s.depth_mode == 'reference' else None,
-            self._gaps.status())
+            self._gaps.status(),
+            self._intrinsics_source if s.depth_mode == 'moge' else '')
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -361,9 +390,17 @@ class DepthNodeCore:
         return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data,
                             bool(msg.is_bigendian))
 
-    def _camera_for(self, width: int, height: int):
+    def _camera_for(self, width: int, height: int, s: DepthNodeSettings):
         """(camera, CameraInfo, problem) for an image of this size; camera None if unusable."""
         info = self._camera_info
+        if info is None and s.depth_mode == 'moge' and not s.moge_require_camera_info:
+            if not self._estimated_camera_logged:  # once: every frame until CameraInfo comes
+                self._estimated_camera_logged = True
+                self.get_logger().warning(
+                    f"no CameraInfo on '{self._info_topic}': depth.mode 'moge' uses MoGe-2's "
+                    "estimated intrinsics and publishes them on depth/camera_info (set "
+                    "moge.require_camera_info to publish metric depth only with CameraInfo)")
+            return None, None, None
         if info is None:
             problem = (f"no CameraInfo received on '{self._info_topic}': publishing "
                        'depth without depth/camera_info and points')
@@ -421,7 +458,11 @@ class DepthNodeCore:
             self._fail(_image_problem(msg, err),
                        f"bad image on '{self._image_topic}': {err}{hint}")
             return
-        camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0])
+        camera, info, problem = self._camera_for(rgb.shape[1], rgb.shape[0], s)
+        if s.depth_mode == 'moge' and camera is None and s.moge_require_camera_info:
+            self._fail('moge_camera_info', f"depth.mode 'moge' with moge.require_camera_info: "
+                       f'no usable CameraInfo ({problem}); no metric depth and no points')
+            return
         options = PipelineOptions(
             steps=s.steps, seed=None if s.seed < 0 else s.seed, output_scale=s.output_scale,
             cloud=self._wanted(POINTS, s), cloud_stride=s.cloud_stride,
@@ -431,6 +472,9 @@ class DepthNodeCore:
         self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s)
         pairing_s = time.perf_counter() - clock
         result = self._pipeline.process(rgb, camera, options, scaler)
+        if s.depth_mode == 'moge':
+            self._intrinsics_source = ('MoGe-2 estimate (no CameraInfo)' if result.camera_estimated
+                                       else 'CameraInfo' if camera is not None else '')
 
         clock = time.perf_counter()
         if scaler is not None and result.metres is None:

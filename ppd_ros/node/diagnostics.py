@@ -23,10 +23,12 @@ def _number(value: float | None, digits: int = 4) -> str:
 def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, idle: bool,
                       depth_mode: str = 'relative', scale: ScaleStatus | None = None,
                       reference: ReferenceStreamStatus | None = None,
-                      gaps: InputGapStatus | None = None) -> DiagnosticStatus:
+                      gaps: InputGapStatus | None = None,
+                      intrinsics: str = '') -> DiagnosticStatus:
     """Level: STALE without recent input; ERROR when the last frame failed or (metric mode)
     got no metric scale; WARN when it was published without something (e.g. no usable
-    CameraInfo) or with a held scale; else OK."""
+    CameraInfo) or with a held scale; else OK. ``intrinsics`` says where the published
+    intrinsics come from when that is not simply the CameraInfo (depth.mode 'moge')."""
     if stats.last_frame_age_s is None or stats.last_frame_age_s > STALE_AFTER_S:
         level, message = DiagnosticStatus.STALE, 'no input images'
     elif stats.last_problem is not None and stats.last_failed:
@@ -41,6 +43,8 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
         level, message = DiagnosticStatus.WARN, scale.reason
     else:
         level, message = DiagnosticStatus.OK, f'running at {stats.rate_hz:.1f} Hz'
+    if intrinsics and level == DiagnosticStatus.OK:
+        message += f'; intrinsics: {intrinsics}'
     values = {
         'depth mode': depth_mode,
         'rate (Hz)': f'{stats.rate_hz:.2f}',
@@ -52,6 +56,8 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
         'last frame age (s)': _number(stats.last_frame_age_s),
         'latency (s)': _number(stats.last_latency_s),
     }
+    if intrinsics:
+        values['intrinsics'] = intrinsics
     if gaps is not None:
         values.update({
             'input frames missing (estimated from stamp gaps)': str(gaps.missing),

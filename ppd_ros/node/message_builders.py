@@ -84,7 +84,9 @@ def camera_info_message(header: Header, camera: PinholeCamera,
         msg.distortion_model = source.distortion_model
         msg.d = list(source.d)
         msg.r = list(source.r)
-    else:
+    else:  # an estimated pinhole camera: no distortion
+        msg.distortion_model = 'plumb_bob'
+        msg.d = [0.0] * 5
         msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
     return msg
 

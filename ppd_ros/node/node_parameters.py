@@ -13,6 +13,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from ppd_ros.messages.image_encoding import DEPTH_ENCODINGS
 from ppd_ros.messages.image_limits import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS
 from ppd_ros.model.network_resolution import MAX_ASPECT_RATIO
+from ppd_ros.pipeline.geometry_loading import DEFAULT_MOGE_CHECKPOINT, GRID_CHOICES
 from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSettings,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, DEVICE_PATTERN, MODEL_DEFAULTS,
@@ -88,6 +89,21 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('export_dir', MODEL_DEFAULTS['export_dir'],
                   'Folder made by ppd-export from the same weights, for backend onnxruntime '
                   'or tensorrt (unused with torch).', read_only=True),
+    ParameterSpec('moge_checkpoint', DEFAULT_MOGE_CHECKPOINT,
+                  "MoGe-2 weights for depth.mode 'moge' (loaded at start only in that mode): an "
+                  'official model.pt (Ruicheng/moge-2-vitl-normal) or a ppd_ros MoGe-2 file. '
+                  'Unused with variant large_moge from the official files, whose '
+                  'encoder_checkpoint is MoGe-2 itself.', read_only=True),
+    ParameterSpec('moge.grid', 'auto',
+                  "depth.mode 'moge': auto runs MoGe-2's heads on the encoder features of PPD's "
+                  'own semantics pass when PPD-MoGe shares the encoder (one encoder pass per '
+                  "frame); exact always runs MoGe-2's infer at its own token grid (the "
+                  "reference's numbers, a second encoder pass).", read_only=True,
+                  choices=GRID_CHOICES),
+    ParameterSpec('moge.resolution_level', 9,
+                  "depth.mode 'moge': MoGe-2's token budget for its own grid, 0..9 as its "
+                  'infer (9: the most tokens, e.g. 3600 for the Large model).', read_only=True,
+                  int_range=(0, 9)),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
@@ -131,7 +147,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "on 'depth/image' from the assumed scene range range.near_m .. range.far_m, "
                   "with clouds. reference: metres on 'depth/image' from a robust per-frame fit "
                   "to the metric depth image on 'depth_reference' (paired by stamp), with "
-                  "clouds. Outputs a mode cannot fill are not advertised.", choices=DEPTH_MODES),
+                  "clouds. moge: metres on 'depth/image' from a per-frame fit to MoGe-2's metric "
+                  "depth of the same image (needs MoGe-2 loaded at start: start in this mode), "
+                  "with clouds; intrinsics from CameraInfo, or MoGe-2's estimate. Outputs a "
+                  "mode cannot fill are not advertised.", choices=DEPTH_MODES),
     ParameterSpec('depth.encoding', '32FC1', "Encoding of the metric 'depth/image': 32FC1 "
                   "metres (NaN invalid) or 16UC1 millimetres (0 invalid). 'depth/relative' is "
                   "always 32FC1.", choices=tuple(DEPTH_ENCODINGS)),
@@ -158,6 +177,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('scale.hold_frames', 5, 'Metric modes: after a failed or rejected fit (or no '
                   'reference) keep the last scale this many frames, then publish no metric '
                   'depth and no points until a fit succeeds.', int_range=(0, 1000)),
+    ParameterSpec('moge.require_camera_info', False,
+                  "depth.mode 'moge': true publishes metric depth only with CameraInfo (MoGe-2 "
+                  "then solves only the depth shift); false uses MoGe-2's estimated intrinsics "
+                  "without it and publishes them on 'depth/camera_info'."),
     ParameterSpec('reference.max_dt', 0.02, "depth.mode 'reference': largest |stamp "
                   "difference| (s) between an image and its depth_reference.",
                   float_range=(0.0, 1.0)),
@@ -167,10 +190,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('reference.queue_size', 30, "depth.mode 'reference': recent depth_reference "
                   'images kept for pairing; cover the reference rate x the time a frame waits '
                   'for the model.', read_only=True, int_range=(1, 300)),
-    ParameterSpec('reference.inlier_threshold', 0.05, "depth.mode 'reference': fit inlier "
+    ParameterSpec('reference.inlier_threshold', 0.05, "depth.mode 'reference' and 'moge': fit inlier "
                   'band in log(1 + metres) (0.05 ~ 5 % of depth).', float_range=(0.001, 1.0)),
-    ParameterSpec('reference.min_inlier_ratio', 0.3, "depth.mode 'reference': a fit with a "
-                  'smaller share of inlier reference pixels fails.', float_range=(0.0, 1.0)),
+    ParameterSpec('reference.min_inlier_ratio', 0.3, "depth.mode 'reference' and 'moge': a fit "
+                  'with a smaller share of inlier reference pixels fails.',
+                  float_range=(0.0, 1.0)),
     ParameterSpec('reference.publish_inliers', False, "depth.mode 'reference': publish "
                   "'depth/inliers' (mono8, 255 where the reference agrees with the metric "
                   'depth within reference.inlier_threshold).'),
@@ -197,6 +221,9 @@ class DepthNodeSettings:
     upsampling: str
     backend: str
     export_dir: str
+    moge_checkpoint: str
+    moge_grid: str
+    moge_resolution_level: int
     image_transport: str
     qos_reliability: str
     qos_depth: int
@@ -214,6 +241,7 @@ class DepthNodeSettings:
     depth_max_m: float
     range_near_m: float
     range_far_m: float
+    moge_require_camera_info: bool
     scale_smoothing: float
     scale_max_jump: float
     scale_reset_after: int
