@@ -1,5 +1,6 @@
 """Training the small MoGe-2: per-seed cameras, losses, ppd-train moge2 / export / evaluate-moge2."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +93,22 @@ def test_train_export_with_shared_backbone_and_evaluate(tmp_path, ppd_checkpoint
     save_checkpoint(changed, ppd_checkpoint.parent / 'tiny_ppd.safetensors')
     with pytest.raises(CheckpointError, match='no longer holds the backbone'):
         load_moge2(shipped)
+
+
+MODELS = Path(__file__).resolve().parents[1] / 'models'
+
+
+def test_shipped_tiny_moge2_matches_manifest_loads_and_fits_the_budget():
+    import yaml
+
+    from ppd_ros.training.model_manifest import sha256_of
+    manifest = {e['file']: e for e in yaml.safe_load((MODELS / 'manifest.yaml').read_text())['files']}
+    entry = manifest['tiny_moge2.safetensors']
+    path = MODELS / entry['file']
+    assert entry['size_bytes'] == path.stat().st_size and entry['sha256'] == sha256_of(path)
+    assert sum(e['size_bytes'] for e in manifest.values()) <= 20 * 10 ** 6
+    assert sum(p.stat().st_size for p in MODELS.glob('tiny_*.safetensors')) <= 20 * 10 ** 6
+    model = load_moge2(path)                       # backbone from tiny_ppd.safetensors
+    ppd = load_checkpoint(MODELS / 'tiny_ppd.safetensors')
+    assert torch.equal(model.encoder.backbone.blocks[11].attn.qkv.weight,
+                       ppd.encoder.blocks[11].attn.qkv.weight)
