@@ -7,9 +7,13 @@ The shipped tiny PPD and tiny MoGe-2 (models/), a probe publishing a 640x480 pro
                   only the depth shift
   require         moge.require_camera_info true without CameraInfo: no metric output
 """
+import subprocess
+import sys
+
 import pytest
 
-from ros_helpers import NAMESPACE, PROBE_K, NodeProcess, by_stamp, run_probe
+from ros_helpers import (NAMESPACE, PROBE_K, REPO_ROOT, NodeProcess, by_stamp, ros_env,
+                         run_probe)
 
 METRIC, INFO, POINTS, RELATIVE = (f'{NAMESPACE}/{t}' for t in (
     'depth/image', 'depth/camera_info', 'points', 'depth/relative'))
@@ -105,3 +109,15 @@ def test_a_node_without_moge_refuses_the_mode_at_run_time(tmp_path):
                             'record': [], 'wait_for_outputs': [RELATIVE]}, tmp_path)
     (ok, reason), = result['parameter_results'][0]
     assert not ok and 'restart the node with depth.mode:=moge' in reason
+
+
+def test_missing_moge_weights_are_one_fatal_line(tmp_path):
+    missing = tmp_path / 'model.pt'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'ppd_ros.node.depth_node', '--ros-args', '-p', 'depth.mode:=moge',
+         '-p', f'moge_checkpoint:={missing}'], cwd=REPO_ROOT, env=ros_env(), capture_output=True,
+        text=True, timeout=60)
+    output = proc.stdout + proc.stderr
+    fatal = [line for line in output.splitlines() if '[FATAL]' in line]
+    assert proc.returncode != 0 and 'Traceback' not in output and len(fatal) == 1, output
+    assert 'moge_checkpoint' in fatal[0] and str(missing) in fatal[0] and 'ppd-fetch' in fatal[0]
