@@ -112,3 +112,31 @@ def test_shipped_tiny_moge2_matches_manifest_loads_and_fits_the_budget():
     ppd = load_checkpoint(MODELS / 'tiny_ppd.safetensors')
     assert torch.equal(model.encoder.backbone.blocks[11].attn.qkv.weight,
                        ppd.encoder.blocks[11].attn.qkv.weight)
+
+
+def test_trained_backbone_blocks_are_stored_and_override_the_borrowed_ones(tmp_path,
+                                                                          ppd_checkpoint):
+    from ppd_ros.training.moge2_training import MoGe2Task, moge2_with_ppd_backbone
+    from ppd_ros.training.moge2_training import export_moge2
+    from ppd_ros.model.moge2_checkpoint import save_moge2
+    model = moge2_with_ppd_backbone(ppd_checkpoint)
+    task = MoGe2Task(model, backbone_blocks=1)
+    trained = {id(p) for p in task.trainable_parameters()}
+    backbone = model.encoder.backbone
+    assert id(backbone.blocks[3].attn.qkv.weight) in trained and id(backbone.norm.weight) in trained
+    assert id(backbone.blocks[2].attn.qkv.weight) not in trained
+    with torch.no_grad():
+        backbone.blocks[3].attn.qkv.weight.add_(0.5)      # as if trained
+    source = save_moge2(model, tmp_path / 'trained.safetensors')
+    target = export_moge2(source, ppd_checkpoint.parent / 'tiny_moge2_b.safetensors',
+                          backbone_from=ppd_checkpoint)
+    from safetensors import safe_open
+    with safe_open(str(target), 'pt') as handle:
+        stored = set(handle.keys())
+    assert 'encoder.backbone.blocks.3.attn.qkv.weight' in stored
+    assert 'encoder.backbone.blocks.2.attn.qkv.weight' not in stored
+    loaded = load_moge2(target)
+    assert torch.allclose(loaded.encoder.backbone.blocks[3].attn.qkv.weight,
+                          backbone.blocks[3].attn.qkv.weight, atol=1e-2)
+    assert torch.equal(loaded.encoder.backbone.blocks[2].attn.qkv.weight,
+                       backbone.blocks[2].attn.qkv.weight)

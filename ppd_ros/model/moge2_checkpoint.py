@@ -8,11 +8,12 @@ moge-2-vitl-normal has 521 tensors, 330,901,550 values (the mask_token and the t
 normalisation buffers included).
 
 ppd_ros format: one .safetensors with MoGe2Model's state dict (official key names) and the
-config as JSON (``moge2_config``) in the metadata. A file may leave out its DINOv2 backbone
-and read it from a PPD checkpoint whose semantics encoder it is (``backbone_file``, relative
-to the file's folder, and ``backbone_digest`` of those stored tensors, see shared_weights):
-the shipped tiny MoGe-2 borrows tiny_ppd.safetensors's encoder that way. The PPD file's
-``encoder.X`` is the backbone's ``encoder.backbone.X``; ``mask_token`` stays in the MoGe file.
+config as JSON (``moge2_config``) in the metadata. A file may borrow its DINOv2 backbone from
+a PPD checkpoint whose semantics encoder it started from (``backbone_file``, relative to the
+file's folder, and ``backbone_digest`` of those stored tensors, see shared_weights) and store
+only the backbone tensors it changed, which override the borrowed ones: the shipped tiny
+MoGe-2 borrows tiny_ppd.safetensors's encoder that way. The PPD file's ``encoder.X`` is the
+backbone's ``encoder.backbone.X``; ``mask_token`` stays in the MoGe file.
 Shipped copies may store large matrices as int8 (int8_storage); loading restores float32.
 """
 from __future__ import annotations
@@ -119,8 +120,8 @@ def load_moge2(path: str | os.PathLike) -> MoGe2Model:
         config = MoGe2Config.from_json(metadata['moge2_config'])
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f'{path}: invalid MoGe-2 config: {error}', path=path) from None
-    state = read_safetensors(path)
-    state.update(borrowed_backbone(path, metadata))
+    state = borrowed_backbone(path, metadata)
+    state.update(read_safetensors(path))     # its own tensors override borrowed ones
     model = build_moge2(config, device='meta')
     load_state_dict_strict(model, state, source=str(path), assign=True)
     return model.eval()

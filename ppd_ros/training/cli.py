@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help='ppd_ros PPD checkpoint whose semantics encoder is the frozen backbone')
     moge2.add_argument('--init', type=Path, default=None,
                        help='fine-tune: start from this MoGe-2 checkpoint (its config and weights)')
-    moge2.add_argument('--train-backbone', action='store_true',
-                       help='train the backbone too (the result can then not share it)')
+    moge2.add_argument('--backbone-blocks', type=int, default=0,
+                       help='also train the last N backbone blocks and its final norm (a shipped '
+                            'copy then stores those and borrows the rest)')
     moge2.add_argument('--width', type=int, default=128,
                        help='training image width (default 128)')
     moge2.add_argument('--height', type=int, default=96,

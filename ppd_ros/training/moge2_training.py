@@ -5,8 +5,10 @@ drawn per seed from FOV_RANGE_DEG (the scenes' default is a fixed 70 degrees, fr
 focal length could not be learned). The scenes carry exact metric depth and intrinsics.
 
 Network: MoGe-2's architecture ('moge2_tiny'): the DINOv2 backbone is the semantics encoder of
-a trained PPD checkpoint (tiny_ppd.safetensors), kept frozen so that the shipped file can read
-it from there; projections, neck, points / mask heads and the scale head are trained.
+a trained PPD checkpoint (tiny_ppd.safetensors), so that the shipped file can read it from
+there; projections, neck, points / mask heads and the scale head are trained, and optionally
+the backbone's last blocks (``backbone_blocks``: a frozen backbone trained for PPD at one
+field of view hardly tells fields of view apart; the shipped file then stores those blocks).
 
 Loss (MoGe-2's training recipe is not reproduced; this is a small one with the same split of
 relative geometry and metric scale). With p the predicted points, g the true camera-frame
@@ -137,25 +139,31 @@ def geometry_losses(outputs: dict[str, torch.Tensor], batch: GeometryBatch
 
 
 class MoGe2Task:
-    """Training task for the Trainer: the MoGe-2 decoder and heads; the backbone stays frozen."""
+    """Training task for the Trainer: the MoGe-2 decoder and heads, and the last
+    ``backbone_blocks`` backbone blocks with the final norm (0: the backbone stays frozen)."""
 
     final_name = 'final.safetensors'
 
     def __init__(self, model: MoGe2Model, weights: dict[str, float] | None = None,
-                 train_backbone: bool = False):
+                 backbone_blocks: int = 0):
         self.model = model
         self.weights = {**LOSS_WEIGHTS, **(weights or {})}
-        self.train_backbone = train_backbone
-        if not train_backbone:
-            model.encoder.backbone.requires_grad_(False)
+        backbone = model.encoder.backbone
+        if not 0 <= backbone_blocks <= len(backbone.blocks):
+            raise ValueError(f'backbone_blocks must be in [0, {len(backbone.blocks)}]')
+        self.backbone_blocks = backbone_blocks
+        backbone.requires_grad_(False)
+        self.trained_backbone = [] if not backbone_blocks else [
+            *backbone.blocks[len(backbone.blocks) - backbone_blocks:], backbone.norm]
+        for module in self.trained_backbone:
+            module.requires_grad_(True)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
     def set_train_mode(self) -> None:
         self.model.train()
-        if not self.train_backbone:
-            self.model.encoder.backbone.eval()
+        self.model.encoder.backbone.eval()   # no dropout anywhere; kept explicit
 
     def loss(self, batch: GeometryBatch, generator: torch.Generator
              ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -205,7 +213,7 @@ def moge2_training_run(args) -> tuple[MoGe2Task, SyntheticGeometryDataset]:
         model = moge2_with_ppd_backbone(args.backbone)
     dataset = SyntheticGeometryDataset(train_seeds(args.train_frames), args.width, args.height)
     dataset.preload(progress=not args.no_progress, cache_dir=args.cache_dir)
-    task = MoGe2Task(model, {'gradient': args.gradient_weight}, args.train_backbone)
+    task = MoGe2Task(model, {'gradient': args.gradient_weight}, args.backbone_blocks)
     return task, dataset
 
 
@@ -213,8 +221,8 @@ def export_moge2(source: str | os.PathLike, target: str | os.PathLike,
                  storage: str = 'float16', int8_prefixes: Sequence[str] = (),
                  backbone_from: str | os.PathLike | None = None) -> Path:
     """A compact copy of a MoGe-2 file (checkpoint_export's storage rules). With
-    ``backbone_from`` (a PPD checkpoint whose encoder the backbone was trained frozen from)
-    the copy leaves out the backbone and reads it from there; it must match exactly."""
+    ``backbone_from`` (the PPD checkpoint whose encoder the backbone started from) the copy
+    borrows the backbone from there and stores only the backbone tensors training changed."""
     from safetensors.torch import load_file, save_file
     source, target = Path(source), Path(target)
     metadata = safetensors_metadata(source)
@@ -230,10 +238,12 @@ def export_moge2(source: str | os.PathLike, target: str | os.PathLike,
                   if k.startswith(PPD_ENCODER)}
         restored = {ppd_encoder_to_backbone(k): v
                     for k, v in restore_int8(shared, backbone_from).items()}
-        if any(k not in tensors or not torch.equal(tensors[k], v.float())
-               for k, v in restored.items()):
-            raise ValueError(f'{backbone_from} does not hold the backbone of {source}')
-        for key in restored:
+        if any(k not in tensors or tensors[k].shape != v.shape for k, v in restored.items()):
+            raise ValueError(f'{backbone_from} does not hold a backbone of {source}\'s shape')
+        unchanged = [k for k, v in restored.items() if torch.equal(tensors[k], v.float())]
+        if not unchanged:
+            raise ValueError(f'{source} shares no backbone tensor with {backbone_from}')
+        for key in unchanged:
             del tensors[key]
         metadata.update(backbone_file=os.path.relpath(backbone_from.resolve(),
                                                       target.parent.resolve()),
