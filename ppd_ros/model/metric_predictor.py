@@ -142,15 +142,16 @@ class MetricDepthPredictor:
 
 def metric_predictor(ppd: PixelPerfectDepth, moge, device: str | torch.device = 'auto',
                      precision: str = 'fp32', grid: str | None = None,
-                     network_area: int | None = None,
-                     resolution_level: int = 9) -> MetricDepthPredictor:
+                     network_area: int | None = None, resolution_level: int = 9,
+                     upsampling: str = 'edge_aware') -> MetricDepthPredictor:
     """A MetricDepthPredictor for a PPD model and a MoGe2Model; ``grid`` None: 'shared' when
     they share an encoder module (load_official_ppd_moge), otherwise 'exact'.
-    ``resolution_level`` sets MoGe-2's token budget for its own grid (0..9, as infer)."""
+    ``resolution_level`` sets MoGe-2's token budget for its own grid (0..9, as infer);
+    ``upsampling`` is the DepthPredictor's (PPD's output to the input size)."""
     if grid is None:
         grid = 'shared' if ppd.encoder is not None and ppd.encoder is moge.encoder else 'exact'
     engine = (SharedEncoderEngine(ppd, device, precision) if grid == 'shared'
               else TorchEngine(ppd, device, precision))
-    depth = DepthPredictor(engine, network_area=network_area)
+    depth = DepthPredictor(engine, network_area=network_area, upsampling=upsampling)
     moge_predictor = MoGe2Predictor(moge, depth.device, precision, resolution_level)
     return MetricDepthPredictor(depth, moge_predictor, grid)

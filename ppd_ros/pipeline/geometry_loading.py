@@ -27,7 +27,7 @@ def load_metric_predictor_from_paths(checkpoint: str, dit_checkpoint: str,
                                      variant: str = 'large', device: str = 'auto',
                                      precision: str = 'fp32', num_threads: int = 0,
                                      network_area: int = 0, grid: str = 'auto',
-                                     resolution_level: int = 9):
+                                     resolution_level: int = 9, upsampling: str = 'edge_aware'):
     """A MetricDepthPredictor (model.metric_predictor); ``grid`` 'auto' shares the encoder pass
     when the models share an encoder, 'exact' always runs MoGe-2's own infer."""
     if grid not in GRID_CHOICES:
@@ -58,4 +58,4 @@ def load_metric_predictor_from_paths(checkpoint: str, dit_checkpoint: str,
         except (CheckpointError, OSError, ValueError) as err:
             raise ModelUnavailableError(f'cannot load MoGe-2 from {path}: {err}') from err
     return metric_predictor(ppd, moge, device, precision, grid_choice, network_area or None,
-                            resolution_level)
+                            resolution_level, upsampling)
