@@ -72,34 +72,53 @@ def upsample_depth(depth: np.ndarray, height: int, width: int, method: str = 'ed
     if method not in UPSAMPLING_METHODS:
         raise ValueError(f"upsampling method must be one of {', '.join(UPSAMPLING_METHODS)}, "
                          f'got {method!r}')
+    if method == 'edge_aware':
+        return upsample_at_steps(depth, height, width, guide, source_guide, step,
+                                 colour_margin, near)[0]
+    depth = _checked(depth, height, width, guide, source_guide, near)
+    if depth.shape == (height, width):
+        return depth.copy()
+    if method == 'nearest':
+        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+    return _bilinear(depth, height, width)
+
+
+def upsample_at_steps(depth: np.ndarray, height: int, width: int,
+                      guide: np.ndarray | None = None, source_guide: np.ndarray | None = None,
+                      step: float = DEFAULT_STEP, colour_margin: float = DEFAULT_COLOUR_MARGIN,
+                      near: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Edge-aware upsampling (upsample_depth's arguments) and the flat indices of the output
+    pixels whose source pixels straddle a step, i.e. that were put on one of two surfaces."""
+    depth = _checked(depth, height, width, guide, source_guide, near)
+    none = np.zeros(0, np.intp)
+    if depth.shape == (height, width):
+        return depth.copy(), none
+    if min(depth.shape) < 2:
+        return _bilinear(depth, height, width), none
+    if _mostly_steps(depth, step):
+        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST_EXACT), none
+    if guide is not None and source_guide is None:
+        source_guide = cv2.resize(guide, depth.shape[::-1], interpolation=cv2.INTER_AREA)
+    cells = None
+    if near is not None:
+        cells = cv2.dilate(near.view(np.uint8), np.ones((2, 2), np.uint8))[1:, 1:] > 0
+    out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    return out, _snap_edge_pixels(out, depth, guide, source_guide, step, colour_margin, cells)
+
+
+def _checked(depth, height, width, guide, source_guide, near) -> np.ndarray:
+    """depth as float32, after checking the shapes of the arguments."""
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f'depth must be h x w, got shape {depth.shape}')
     if guide is not None and guide.shape[:2] != (height, width):
         raise ValueError(f'guide is {guide.shape[1]}x{guide.shape[0]} but the output is '
                          f'{width}x{height}')
-    if source_guide is not None and source_guide.shape[:2] != depth.shape:
-        raise ValueError(f'source_guide is {source_guide.shape[1]}x{source_guide.shape[0]} '
-                         f'but the depth is {depth.shape[1]}x{depth.shape[0]}')
-    if depth.shape == (height, width):
-        return depth.copy()
-    if method == 'nearest':
-        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
-    if method == 'bilinear' or min(depth.shape) < 2:
-        return _bilinear(depth, height, width)
-    bilinear = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
-    if _mostly_steps(depth, step):
-        return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
-    if guide is not None and source_guide is None:
-        source_guide = cv2.resize(guide, depth.shape[::-1], interpolation=cv2.INTER_AREA)
-    cells = None
-    if near is not None:
-        if near.shape != depth.shape:
-            raise ValueError(f'near is {near.shape[1]}x{near.shape[0]} but the depth is '
+    for name, image in (('source_guide', source_guide), ('near', near)):
+        if image is not None and image.shape[:2] != depth.shape:
+            raise ValueError(f'{name} is {image.shape[1]}x{image.shape[0]} but the depth is '
                              f'{depth.shape[1]}x{depth.shape[0]}')
-        cells = cv2.dilate(near.view(np.uint8), np.ones((2, 2), np.uint8))[1:, 1:] > 0
-    _snap_edge_pixels(bilinear, depth, guide, source_guide, step, colour_margin, cells)
-    return bilinear
+    return depth
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,11 +165,11 @@ def _bilinear(depth: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _mostly_steps(depth: np.ndarray, step: float) -> bool:
-    """More than MAX_STEPPED_SHARE of the gaps along every fourth row are steps (point 1 of
+    """More than MAX_STEPPED_SHARE of the gaps along every eighth row are steps (point 1 of
     the module doc; a sample is enough for a share and keeps the check cheap)."""
     if depth.shape[1] < 4:
         return False
-    jump = np.abs(np.diff(depth[::4], axis=1))
+    jump = np.abs(np.diff(depth[::8], axis=1))
     steps = jump[:, 1:-1] > np.minimum(jump[:, :-2], jump[:, 2:]) + np.float32(step)
     return float(steps.mean()) > MAX_STEPPED_SHARE
 
@@ -213,26 +232,30 @@ def _bilinear_coefficients(taps: np.ndarray) -> list[np.ndarray]:
 
 def _colour_axis(tap_colours: np.ndarray, near: np.ndarray, colour_margin: float):
     """Per cell: the unit vector from the near group's mean colour to the far group's, and
-    the projection of their midpoint on it; zero where the two differ by < colour_margin."""
+    the projection of their midpoint on it; zero where the two differ by < colour_margin.
+    tap_colours (cells, 4, 3), near (cells, 4) of 0 / 1."""
     n_near = near.sum(1)[:, None]
-    near_colour = (near[..., None] * tap_colours).sum(1) / n_near
-    far_colour = ((1 - near)[..., None] * tap_colours).sum(1) / (4 - n_near)
+    all_sum = tap_colours.sum(1)
+    near_sum = np.einsum('nk,nkc->nc', near, tap_colours)
+    near_colour = near_sum / n_near
+    far_colour = (all_sum - near_sum) / (4 - n_near)
     axis = far_colour - near_colour
-    length = np.sqrt(np.square(axis).sum(1, keepdims=True))
-    axis = np.where(length > colour_margin, axis / np.maximum(length, 1e-6), 0.0)
-    middle = (axis * (0.5 * (near_colour + far_colour))).sum(1, keepdims=True)
+    length = np.sqrt(np.einsum('nc,nc->n', axis, axis))[:, None]
+    axis *= np.where(length > colour_margin, 1 / np.maximum(length, 1e-6), 0.0)
+    middle = np.einsum('nc,nc->n', axis, near_colour + far_colour)[:, None] * 0.5
     return np.concatenate([axis, middle], axis=1).astype(np.float32)
 
 
 def _snap_edge_pixels(out: np.ndarray, depth: np.ndarray, guide: np.ndarray | None,
                       source_guide: np.ndarray | None, step: float, colour_margin: float,
-                      cells: np.ndarray | None) -> None:
-    """Points 2-4 of the module doc, on the output pixels of the stepped cells only."""
+                      cells: np.ndarray | None) -> np.ndarray:
+    """Points 2-4 of the module doc, on the output pixels of the stepped cells only (in
+    place); returns their flat indices."""
     h, w = depth.shape
     height, width = out.shape
     i, j = stepped_cells(depth, step, cells)
     if len(i) == 0:
-        return
+        return np.zeros(0, np.intp)
     taps = np.stack([depth[i, j], depth[i, j + 1], depth[i + 1, j], depth[i + 1, j + 1]],
                     axis=1)                                          # (cells, 4)
     ordered = np.sort(taps, axis=1)
@@ -249,20 +272,31 @@ def _snap_edge_pixels(out: np.ndarray, depth: np.ndarray, guide: np.ndarray | No
                                axis=1).astype(np.float32)            # (cells, 4, 3)
         table.append(_colour_axis(tap_colours, near, colour_margin))
     sizes, r, c = _cell_pixels(i, j, _axis(height, h), _axis(width, w))
-    per_pixel = np.repeat(np.concatenate(table, axis=1), sizes, axis=0)
+    # one row per feature (contiguous per pixel): columns k, 3 + k, 6 + k, 9 + k are the
+    # coefficients of quantity k, columns 12.. the colour axis
+    per_pixel = np.repeat(np.ascontiguousarray(np.concatenate(table, axis=1).T), sizes, axis=1)
     # group blends: weights kept off 0 and 1 so that every tap of a group counts a little
-    wy = np.clip(_axis(height, h).weight[r], 0.01, 0.99)[:, None]
-    wx = np.clip(_axis(width, w).weight[c], 0.01, 0.99)[:, None]
-    blend = (per_pixel[:, 0:3] + wy * per_pixel[:, 3:6] + wx * per_pixel[:, 6:9]
-             + (wy * wx) * per_pixel[:, 9:12])
-    near_weight, near_sum, total = blend[:, 0], blend[:, 1], blend[:, 2]
+    wy = np.clip(_axis(height, h).weight[r], 0.01, 0.99)
+    wx = np.clip(_axis(width, w).weight[c], 0.01, 0.99)
+    wyx = wy * wx
+
+    def blend(k: int) -> np.ndarray:
+        value = per_pixel[k] + wy * per_pixel[3 + k]
+        value += wx * per_pixel[6 + k]
+        value += wyx * per_pixel[9 + k]
+        return value
+
+    near_weight, near_sum = blend(0), blend(1)
     near_value = near_sum / near_weight
-    far_value = (total - near_sum) / (1 - near_weight)
+    far_value = (blend(2) - near_sum) / (1 - near_weight)
     take_near = near_weight >= 0.5
     flat = r * width + c
     if guide is not None:
-        own = guide.reshape(-1, 3)[flat].astype(np.float32)
-        along = (own * per_pixel[:, 12:15]).sum(1) - per_pixel[:, 15]
+        pixels = guide.reshape(-1)
+        along = -per_pixel[15]
+        for channel in range(3):
+            along += pixels[3 * flat + channel] * per_pixel[12 + channel]
         decisive = np.abs(along) > 0.5 * colour_margin
         take_near = np.where(decisive, along < 0, take_near)
     out.reshape(-1)[flat] = np.where(take_near, near_value, far_value)
+    return flat

@@ -10,6 +10,8 @@ only builds point clouds from its output, so a cloud always has units.
              range.near_m / range.far_m (an assumption about the scene).
   reference  ReferenceScaler: robust fit against a metric reference depth image paired
              with the frame (ppd_ros.alignment.fit_log_affine).
+  fusion     FusionScaler (fusion_scaler.py): the reference fit, then the reference kept
+             where it is right and aligned PPD everywhere else (ppd_ros.fusion).
 
 Both metric scalers share one per-frame state machine (FilteredScaler):
 
@@ -34,7 +36,9 @@ from ppd_ros.alignment import (RangeScale, TemporalScaleFilter, apply_log_affine
                                resample_reference_to)
 from ppd_ros.alignment.log_affine_fit import LogAffineFit, failed_fit
 
-DEPTH_MODES = ('relative', 'range', 'reference', 'moge')
+DEPTH_MODES = ('relative', 'range', 'reference', 'fusion', 'moge')
+#: Depth modes fed with a depth reference image.
+REFERENCE_MODES = ('reference', 'fusion')
 #: Reference pixels used per fit (random subset, fixed seed).
 REFERENCE_FIT_POINTS = 4096
 
@@ -76,6 +80,8 @@ class ScaleSettings:
     hold_frames: int = 5                #: frames a failed / rejected fit keeps the last scale
     inlier_threshold: float = 0.05      #: reference fit inlier band, log(1 + m) units
     min_inlier_ratio: float = 0.3       #: reference fits with fewer inliers fail
+    flying_step: float = 0.04           #: fusion: a reference pixel this much (relative)
+    #: between a nearer and a farther neighbour is a flying pixel
 
     @classmethod
     def from_parameters(cls, values: Mapping[str, Any]) -> ScaleSettings:
@@ -83,7 +89,8 @@ class ScaleSettings:
         return cls(values['range.near_m'], values['range.far_m'], values['depth.min_m'],
                    values['depth.max_m'], values['scale.smoothing'], values['scale.max_jump'],
                    values['scale.reset_after'], values['scale.hold_frames'],
-                   values['reference.inlier_threshold'], values['reference.min_inlier_ratio'])
+                   values['reference.inlier_threshold'], values['reference.min_inlier_ratio'],
+                   values.get('fusion.flying_step', cls.flying_step))
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,11 @@ class FilteredScaler:
                                   fit)
         if not out.valid:
             return None
-        return apply_log_affine(relative, out.a, out.b, self.settings.min_m, self.settings.max_m)
+        return self.metres_from(relative, out.a, out.b)
+
+    def metres_from(self, relative: np.ndarray, a: float, b: float) -> np.ndarray:
+        """The frame's metres once its scale (a, b) is known."""
+        return apply_log_affine(relative, a, b, self.settings.min_m, self.settings.max_m)
 
 
 class RangeScaler(FilteredScaler):
@@ -214,6 +225,9 @@ def metric_scaler_for_mode(mode: str, scale: ScaleSettings = ScaleSettings()
         return RangeScaler(scale)
     if mode == 'reference':
         return ReferenceScaler(scale)
+    if mode == 'fusion':
+        from ppd_ros.pipeline.fusion_scaler import FusionScaler
+        return FusionScaler(scale)
     if mode == 'moge':
         from ppd_ros.pipeline.moge_scaler import MoGeScaler
         return MoGeScaler(scale)

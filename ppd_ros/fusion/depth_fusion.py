@@ -1,0 +1,284 @@
+"""Depth-sensor fusion: keep the sensor where it is right, PPD everywhere else.
+
+Inputs: PPD's depth as log(1 + metres), globally aligned to the sensor (e.g. a * pred + b
+from ReferenceScaler's fit), the sensor's registered depth in metres (NaN / <= 0 invalid;
+dense RGB-D or a few hundred LiDAR points) and optionally the colour image, all H x W.
+Arithmetic is on L = log(1 + metres), float32.
+
+1. Kept sensor: valid pixels inside [min_m, max_m] that are not flying pixels, i.e. not
+   between a neighbour more than flying_step (relative) nearer and one more than
+   flying_step farther (the sensor's mixed returns at its own depth edges).
+2. PPD locally corrected to the kept sensor (local_correction): a masked guided filter
+   L_sensor ~ A L_ppd + B at several radii, each used where it has sensor support, so that
+   large holes fall back to the global alignment.
+3. Pixels without kept sensor that have two sensor surfaces (at least `step` apart) within
+   snap_radius go to the foreground or the background surface, chosen by colour where
+   colour tells and by the corrected PPD otherwise (surface_snap), never between them.
+4. Flying pixels not placed by 3 take the nearest or the farthest depth of their 3 x 3
+   neighbourhood, whichever is nearer to the corrected PPD (which they keep when it lies
+   within ON_SURFACE_LOG of one of the two).
+5. Everything else: corrected PPD. Depth outside [min_m, max_m] is invalid (NaN).
+
+Radii are pixels of an image RADII_WIDTH = 320 px wide (3, 8, 20 and 6 px), scaled to the
+width of the working grid (the surface search to at least MIN_SNAP_RADIUS).
+
+Speed: up to 1.5 x work_width pixels wide all runs at the image's size. A larger image is
+fused on a working grid about work_width wide (nearest-sampled depth, bilinear-sampled
+colour); then at full resolution (A, B) are resized bilinearly and applied to the
+full-resolution PPD, the surfaces near sensor steps are brought up with the colour-guided
+edge-aware upsampler, and steps 1 and 4 are done on the full-resolution sensor, so that
+kept sensor pixels, PPD detail and edges stay at the camera's resolution.
+
+The per-pixel origin is available as a source map (SOURCE_* values) for `depth/source`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from ppd_ros.alignment import resample_reference_to
+from ppd_ros.fusion.local_correction import DEFAULT_RADII, correction_fields
+from ppd_ros.fusion.surface_snap import DEFAULT_COLOUR_MARGIN, snap_to_surfaces
+from ppd_ros.geometry.depth_upsampling import upsample_at_steps
+
+#: Source map values (mono8).
+SOURCE_NONE, SOURCE_SENSOR, SOURCE_PPD, SOURCE_EDGE = 0, 1, 2, 3
+SOURCE_NAMES = {SOURCE_NONE: 'no depth', SOURCE_SENSOR: 'sensor', SOURCE_PPD: 'PPD-filled',
+                SOURCE_EDGE: 'edge-repaired'}
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    radii: tuple[int, ...] = DEFAULT_RADII  #: guided-filter radii, px at RADII_WIDTH
+    flying_step: float = 0.04        #: flying-pixel test: relative depth step to both sides
+    step: float = 0.05               #: smallest step between two surfaces to snap between
+    snap_radius: int = 6             #: reach of the surfaces, px at RADII_WIDTH
+    colour_margin: float = DEFAULT_COLOUR_MARGIN  #: 8-bit RGB distance that makes colour tell
+    work_width: int = 256            #: about the width of the working grid
+    min_m: float = 0.1               #: depth outside [min_m, max_m] is invalid
+    max_m: float = 20.0
+
+    def __post_init__(self):
+        if not self.radii or min(self.radii) < 1:
+            raise ValueError(f'radii must be >= 1 px, got {self.radii}')
+        if self.flying_step <= 0 or self.step <= 0:
+            raise ValueError('flying_step and step must be > 0')
+        if self.snap_radius < 1 or self.work_width < 16:
+            raise ValueError('need snap_radius >= 1 and work_width >= 16')
+        if not 0.0 <= self.min_m < self.max_m:
+            raise ValueError(f'need 0 <= min_m < max_m, got {self.min_m}, {self.max_m}')
+
+
+@dataclass(frozen=True, eq=False)
+class FusedDepth:
+    depth_m: np.ndarray               #: float32 (H, W) metres, NaN invalid
+    source: np.ndarray | None = None  #: uint8 (H, W) SOURCE_* per pixel
+    timings: dict[str, float] = field(default_factory=dict)  #: seconds per stage
+
+
+_SQUARE_3 = np.ones((3, 3), np.uint8)
+#: Radii are pixels of an image this wide (scaled to the working grid's width).
+RADII_WIDTH = 320
+#: The surface search reaches at least this far (working-grid px), past a sensor's flying
+#: pixels to the surfaces on both sides, however small the image.
+MIN_SNAP_RADIUS = 3
+#: A depth within this log distance (about 2 %) of a surface lies on it.
+ON_SURFACE_LOG = 0.02
+
+
+def sensor_in_range(sensor_m: np.ndarray, min_m: float, max_m: float) -> np.ndarray:
+    """uint8 mask, 255 where min_m <= sensor <= max_m (0 for NaN)."""
+    return cv2.inRange(sensor_m, min_m, max_m)
+
+
+@dataclass(frozen=True, eq=False)
+class SensorPixels:
+    """Which sensor pixels fusion keeps, and the surfaces around its flying pixels."""
+    kept: np.ndarray      #: uint8, 255: in range and not a flying pixel
+    flying: np.ndarray    #: uint8, 255: a flying pixel (module doc, point 1)
+    nearest: np.ndarray   #: float32, smallest valid depth of the 3 x 3 neighbourhood
+    farthest: np.ndarray  #: float32, largest valid depth of the 3 x 3 neighbourhood
+    flying_index: np.ndarray  #: flat indices of the flying pixels
+
+
+def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
+                  step: float) -> SensorPixels:
+    """Kept and flying sensor pixels: a flying pixel is in range, with a valid 8-neighbour
+    more than ``step`` (relative) nearer and one more than ``step`` farther, i.e. a mixed
+    foreground / background return."""
+    valid = sensor_in_range(sensor_m, min_m, max_m)
+    masked = np.full_like(sensor_m, np.inf)
+    cv2.copyTo(sensor_m, valid, masked)
+    nearest = cv2.erode(masked, _SQUARE_3)
+    masked.fill(0)
+    cv2.copyTo(sensor_m, valid, masked)
+    farthest = cv2.dilate(masked, _SQUARE_3)
+    with np.errstate(over='ignore'):
+        flying = cv2.compare(sensor_m, nearest * np.float32(1 + step), cv2.CMP_GT)
+    flying &= cv2.compare(farthest * np.float32(1 / (1 + step)), sensor_m, cv2.CMP_GT)
+    return SensorPixels(cv2.subtract(valid, flying), flying, nearest, farthest,
+                        np.flatnonzero(flying > 0))
+
+
+def kept_sensor(sensor_m: np.ndarray, min_m: float, max_m: float, step: float) -> np.ndarray:
+    """uint8 mask, 255 where the sensor is in range and not a flying pixel."""
+    return sensor_pixels(sensor_m, min_m, max_m, step).kept
+
+
+def repair_flying(fused_log: np.ndarray, sensor: SensorPixels, done: np.ndarray | None = None,
+                  tolerance: float = ON_SURFACE_LOG) -> np.ndarray:
+    """Flying pixels (not already ``done``) keep ``fused_log`` where it lies within
+    ``tolerance`` (log) of the nearest or the farthest depth of their neighbourhood, and take
+    the nearer of those two otherwise (in place); returns their flat indices."""
+    pixels = sensor.flying_index
+    if done is not None:
+        pixels = pixels[done.reshape(-1)[pixels] == 0]
+    if len(pixels):
+        near = np.log1p(sensor.nearest.reshape(-1)[pixels])
+        far = np.log1p(sensor.farthest.reshape(-1)[pixels])
+        guess = fused_log.reshape(-1)[pixels]
+        to_near, to_far = np.abs(guess - near), np.abs(guess - far)
+        snapped = np.where(to_near <= to_far, near, far)
+        fused_log.reshape(-1)[pixels] = np.where(np.minimum(to_near, to_far) <= tolerance,
+                                                 guess, snapped)
+    return pixels
+
+
+def reference_at(shape: tuple[int, int], reference_m: np.ndarray,
+                 settings: FusionSettings = FusionSettings()) -> np.ndarray:
+    """A registered reference of any size as an image of ``shape`` for fuse_depth. A
+    smaller one keeps its own pixels only, each at the image pixel under its centre (NaN
+    elsewhere: the rest is PPD locally corrected to them, not blocks of copies), after its
+    flying pixels are dropped at its own resolution; a larger one is sampled nearest."""
+    reference_m = np.asarray(reference_m, dtype=np.float32)
+    height, width = shape
+    if reference_m.shape == (height, width):
+        return reference_m
+    if reference_m.shape[0] > height or reference_m.shape[1] > width:
+        return resample_reference_to(shape, reference_m)
+    kept = kept_sensor(reference_m, settings.min_m, settings.max_m, settings.flying_step) > 0
+    rows = ((2 * np.arange(reference_m.shape[0]) + 1) * height) // (2 * reference_m.shape[0])
+    cols = ((2 * np.arange(reference_m.shape[1]) + 1) * width) // (2 * reference_m.shape[1])
+    out = np.full(shape, np.nan, np.float32)
+    out[np.ix_(rows, cols)] = np.where(kept, reference_m, np.float32(np.nan))
+    return out
+
+
+@dataclass(eq=False)
+class _WorkingGrid:
+    """Steps 1-3 of the module doc on the working grid."""
+    surface_log: np.ndarray   #: fused log depth (kept sensor, snapped, corrected PPD)
+    slope: np.ndarray         #: correction fields A, B
+    shift: np.ndarray
+    kept: np.ndarray          #: bool
+    snapped: np.ndarray       #: bool
+    near_steps: np.ndarray    #: bool, a sensor step within the surface search's reach
+
+
+def _fuse_working_grid(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None,
+                       s: FusionSettings) -> _WorkingGrid:
+    pixels = sensor_pixels(sensor_m, s.min_m, s.max_m, s.flying_step)
+    kept = pixels.kept > 0
+    sensor_log = np.log1p(np.where(kept, sensor_m, np.float32(np.nan)))
+    # radii are set for a grid RADII_WIDTH wide: scaled to this one
+    scale = ppd_log.shape[1] / RADII_WIDTH
+    radii = tuple(max(1, round(r * scale)) for r in s.radii)
+    slope, shift = correction_fields(ppd_log, sensor_log, kept, radii)
+    surface = slope * ppd_log
+    surface += shift
+    snap = snap_to_surfaces(sensor_log, surface, float(np.log1p(s.step)),
+                            max(MIN_SNAP_RADIUS, round(s.snap_radius * scale)), rgb,
+                            s.colour_margin, wanted=~kept)
+    surface.reshape(-1)[snap.pixels] = snap.value
+    np.copyto(surface, sensor_log, where=kept)
+    snapped = np.zeros(kept.shape, dtype=bool)
+    snapped.reshape(-1)[snap.pixels] = True
+    snapped.reshape(-1)[repair_flying(surface, pixels, snapped.view(np.uint8))] = True
+    return _WorkingGrid(surface, slope, shift, kept, snapped, snap.stepped | snapped)
+
+
+def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None = None,
+               settings: FusionSettings = FusionSettings(),
+               with_source: bool = False) -> FusedDepth:
+    """Fused metric depth (module doc). ppd_log: finite log(1 + metres); sensor_m: metres,
+    NaN or <= 0 invalid; rgb: uint8 colour image (optional); all of one size H x W."""
+    start = time.perf_counter()
+    ppd_log = np.asarray(ppd_log, dtype=np.float32)
+    sensor_m = np.asarray(sensor_m, dtype=np.float32)
+    if ppd_log.ndim != 2 or sensor_m.shape != ppd_log.shape:
+        raise ValueError(f'ppd {ppd_log.shape} and sensor {sensor_m.shape} must be the same '
+                         'H x W')
+    if rgb is not None and rgb.shape[:2] != ppd_log.shape:
+        raise ValueError(f'rgb {rgb.shape[:2]} must have the depth size {ppd_log.shape}')
+    s = settings
+    height, width = ppd_log.shape
+    factor = max(1, round(width / s.work_width))
+    timings = {}
+    if factor == 1:
+        grid = _fuse_working_grid(ppd_log, sensor_m, rgb, s)
+        timings['working_grid'] = time.perf_counter() - start
+        fused_log = grid.surface_log
+        kept = grid.kept.astype(np.uint8) * np.uint8(255)
+        snapped = grid.snapped.astype(np.uint8)
+    else:
+        size = (max(2, round(width / factor)), max(2, round(height / factor)))
+        small_rgb = (None if rgb is None
+                     else cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR))
+        grid = _fuse_working_grid(
+            cv2.resize(ppd_log, size, interpolation=cv2.INTER_NEAREST_EXACT),
+            cv2.resize(sensor_m, size, interpolation=cv2.INTER_NEAREST_EXACT), small_rgb, s)
+        clock = time.perf_counter()
+        timings['working_grid'] = clock - start
+        fused_log, kept, repaired = _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid,
+                                                     s)
+        snapped = np.zeros(kept.shape, np.uint8)
+        snapped.reshape(-1)[repaired] = 1
+        timings['full_resolution'] = time.perf_counter() - clock
+    # PPD-filled depth outside [min_m, max_m] is invalid; kept sensor depth is inside
+    usable = cv2.inRange(fused_log, float(np.log1p(s.min_m)), float(np.log1p(s.max_m)))
+    depth = np.expm1(fused_log)
+    cv2.copyTo(sensor_m, kept, depth)
+    usable |= kept
+    unusable = cv2.bitwise_not(usable)
+    if cv2.countNonZero(unusable):
+        cv2.copyTo(_nan_image(depth.shape), unusable, depth)
+    source = None
+    if with_source:
+        source = np.full(depth.shape, SOURCE_PPD, np.uint8)
+        source[snapped > 0] = SOURCE_EDGE
+        source[kept > 0] = SOURCE_SENSOR
+        source[usable == 0] = SOURCE_NONE
+    timings['total'] = time.perf_counter() - start
+    return FusedDepth(depth, source, timings)
+
+
+def _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid: _WorkingGrid,
+                     s: FusionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fused log depth, kept uint8 mask, repaired flat indices) at the image's size from
+    the working grid: corrected PPD everywhere, the working grid's surfaces near sensor
+    steps (upsampled edge-aware with the colour image), the sensor's flying pixels (tested
+    at full resolution) on the neighbouring surface nearer to that."""
+    height, width = ppd_log.shape
+    fused_log = cv2.resize(grid.slope, (width, height), interpolation=cv2.INTER_LINEAR)
+    fused_log *= ppd_log
+    fused_log += cv2.resize(grid.shift, (width, height), interpolation=cv2.INTER_LINEAR)
+    near_steps = cv2.resize(grid.near_steps.view(np.uint8), (width, height),
+                            interpolation=cv2.INTER_NEAREST_EXACT)
+    surface, at_steps = upsample_at_steps(grid.surface_log, height, width, rgb, small_rgb,
+                                          float(np.log1p(s.step)), s.colour_margin,
+                                          grid.near_steps)
+    cv2.copyTo(surface, near_steps, fused_log)
+    pixels = sensor_pixels(sensor_m, s.min_m, s.max_m, s.flying_step)
+    repaired = repair_flying(fused_log, pixels)
+    return fused_log, pixels.kept, np.concatenate([at_steps, repaired])
+
+
+@lru_cache(maxsize=4)
+def _nan_image(shape: tuple[int, int]) -> np.ndarray:
+    image = np.full(shape, np.nan, np.float32)
+    image.setflags(write=False)
+    return image
