@@ -4,9 +4,12 @@
         --out out/eval [--start 0 --end 100 --stride 2] [--pictures 4]
     ppd-eval BAG ... --mode live --launch-node --rate 5
     ppd-eval BAG ... --mode live --launch-node --reference-topic /camera/aligned_depth/image_raw
+    ppd-eval BAG ... --depth-topic /gt --reference-topic /camera/aligned_depth/image_raw
 
 Offline writes frames.csv, summary.json, depth_bag/, pictures/ and metrics_over_time.png to
---out and resumes an interrupted run when given the same command again. Live mode plays the
+--out and resumes an interrupted run when given the same command again; with
+--reference-topic it also scores depth-sensor fusion (the sensor, ppd_ros fused, the same
+fusion with inpainting instead of PPD, PPD aligned) and prints that table. Live mode plays the
 bag into a running (or --launch-node: spawned) depth_node and writes live_frames.csv,
 live_summary.json, live_bag/ and live_metrics.png; with --reference-topic it also plays that
 metric depth into the node's depth_reference (metric node: depth.mode reference). Exit
@@ -106,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                            'use_sim_time:=true); otherwise frames are stamped with the wall time')
     live.add_argument('--reference-topic', default=None,
                       help="metric depth (16UC1 mm / 32FC1 m Image, e.g. an RGB-D camera's "
-                           "registered depth) to play into the node's depth_reference, paired "
-                           'to the images by stamp like --depth-topic; a launched node gets '
-                           'depth.mode reference, and its metres are scored as published')
+                           'registered depth), paired to the images by stamp like '
+                           "--depth-topic. Live: played into the node's depth_reference (a "
+                           'launched node gets depth.mode reference) and its metres are scored '
+                           'as published. Offline (needs --depth-topic): the fusion comparison '
+                           '(sensor; ppd_ros fused; fused with inpainting; PPD aligned)')
     live.add_argument('--launch-node', action='store_true',
                       help='spawn depth_node with the model options above and stop it afterwards')
     live.add_argument('--node-namespace', default='/ppd_eval',
@@ -149,8 +154,9 @@ def settings_from_args(args: argparse.Namespace):
                             ransac_seed=args.ransac_seed)
     model = model_options_from_args(args)
     if args.mode == 'offline':
-        if args.reference_topic is not None:
-            raise ToolError('--reference-topic is for --mode live')
+        if args.reference_topic is not None and args.depth_topic is None:
+            raise ToolError('--reference-topic offline scores the fusion against ground '
+                            'truth: give --depth-topic too')
         return OfflineSettings(spec, model, output, edge, fresh=args.fresh,
                                progress=not args.no_progress)
     for param in args.node_param:
@@ -183,6 +189,8 @@ def _print_offline(summary: dict, out: Path) -> None:
         line += (f"; RANSAC-log AbsRel {mean['ransac_log_abs_rel']:.4f} "
                  f"δ1 {mean['ransac_log_d1']:.4f}; LSQ AbsRel {mean['lsq_abs_rel']:.4f}")
     print(line + f'; results in {out}')
+    if 'fusion_comparison' in summary:
+        print(summary['fusion_comparison']['table'])
 
 
 def _print_live(summary: dict, out: Path) -> None:

@@ -80,16 +80,16 @@ class FailedFrame:
     reason: str
 
 
-def format_value(key: str, value) -> str:
+def format_value(key: str, value, counts=COUNT_COLUMNS) -> str:
     if isinstance(value, bool):
         return '1' if value else '0'
-    if key in COUNT_COLUMNS or key in ('index', 'stamp_ns'):
+    if key in counts or key in ('index', 'stamp_ns'):
         return 'nan' if isinstance(value, float) and math.isnan(value) else str(int(value))
     return repr(float(value))
 
 
-def csv_line(row: dict) -> str:
-    return ','.join(format_value(key, row[key]) for key in CSV_COLUMNS) + '\n'
+def csv_line(row: dict, columns=CSV_COLUMNS, counts=COUNT_COLUMNS) -> str:
+    return ','.join(format_value(key, row.get(key, math.nan), counts) for key in columns) + '\n'
 
 
 def _camera_to_json(camera: CameraInfoFields | None):
@@ -116,7 +116,12 @@ def _write_atomically(path: Path, write) -> None:
 
 
 class FrameStore:
-    def __init__(self, out_dir: str | Path):
+    def __init__(self, out_dir: str | Path, extra_columns: tuple[str, ...] = (),
+                 extra_counts: tuple[str, ...] = ()):
+        """``extra_columns`` (of which ``extra_counts`` are pixel counts) follow the metric
+        columns in frames.csv."""
+        self.columns = CSV_COLUMNS[:-1] + tuple(extra_columns) + CSV_COLUMNS[-1:]
+        self.counts = COUNT_COLUMNS + tuple(extra_counts)
         self.out_dir = Path(out_dir)
         self.frames_dir = self.out_dir / 'frames'
         self.csv_path = self.out_dir / 'frames.csv'
@@ -196,15 +201,16 @@ class FrameStore:
         new = not self.csv_path.exists()
         with open(self.csv_path, 'a') as handle:
             if new:
-                handle.write(','.join(CSV_COLUMNS) + '\n')
-            handle.write(csv_line(row))  # one write per row
+                handle.write(','.join(self.columns) + '\n')
+            handle.write(csv_line(row, self.columns, self.counts))  # one write per row
             handle.flush()
 
     def rewrite_csv(self, indices) -> None:
         """frames.csv = the stored rows of ``indices`` that are complete, in index order."""
         done = self.completed()
-        lines = [','.join(CSV_COLUMNS) + '\n']
-        lines += [csv_line(self.row(i)) for i in sorted(set(indices) & done)]
+        lines = [','.join(self.columns) + '\n']
+        lines += [csv_line(self.row(i), self.columns, self.counts)
+                  for i in sorted(set(indices) & done)]
         _write_atomically(self.csv_path, lambda h: h.write(''.join(lines).encode()))
 
     # --- reading ---

@@ -2,6 +2,9 @@
 
     bag --(bag_frames)--> frame --(DepthPipeline)--> relative depth --(frame_metrics)-->
         metrics + aligned metres --(frame_results)--> frames/<index>.npz + frames.csv row
+    with a reference depth topic (a depth sensor), also --(fusion_comparison)--> the scores
+        of the sensor, ppd_ros fused, fused with inpainting, PPD aligned (depth.mode fusion /
+        reference, the node's code; one fit per frame)
     finally, from the store only: frames.csv, summary.json, depth_bag/, pictures/,
     metrics_over_time.png
 
@@ -12,19 +15,23 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ppd_ros.evaluation.bag_frames import (FrameDecodeError, SourceFrame, decode_gt,
-                                           decode_rgb, iter_frames)
+                                           decode_reference, decode_rgb, iter_frames)
 from ppd_ros.evaluation.eval_input import EvalInput, open_input
 from ppd_ros.evaluation.eval_settings import OfflineSettings, resolve_storage
 from ppd_ros.evaluation.frame_camera import camera_at_size
 from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS, EdgeMetricParams, evaluate_frame
 from ppd_ros.evaluation.frame_results import FailedFrame, FrameResult, FrameStore
 from ppd_ros.evaluation.frame_selection import picture_indices
+from ppd_ros.evaluation.fusion_comparison import (COMPARISON_COLUMNS, COMPARISON_COUNT_COLUMNS,
+                                                  comparison_depths, comparison_table,
+                                                  score_comparison)
 from ppd_ros.evaluation.model_options import load_model
 from ppd_ros.evaluation.output_bag import (METRIC_MEANING, RELATIVE_MEANING, OutputTopics,
                                            write_output_bag)
@@ -51,8 +58,10 @@ FINGERPRINT_OPTIONS = {
     'camera_info_topic': '--camera-info-topic', 'gt_max_dt_s': '--gt-max-dt',
     'model.weights': 'the weight files (--checkpoint / --variant)', 'model.variant': '--variant',
     'model.device': '--device', 'model.precision': '--precision', 'model.steps': '--steps',
-    'model.seed': '--seed', 'edge_band_px': '--edge-band-px', 'flying_tau_rel': '--flying-tau',
-    'ransac_seed': '--ransac-seed'}
+    'model.seed': '--seed', 'model.upsampling': '--upsampling',
+    'edge_band_px': '--edge-band-px', 'flying_tau_rel': '--flying-tau',
+    'ransac_seed': '--ransac-seed', 'reference_topic': '--reference-topic',
+    'comparison': 'the fusion comparison of this ppd_ros version'}
 
 
 def store_fingerprint(settings: OfflineSettings, source: EvalInput) -> dict:
@@ -62,7 +71,16 @@ def store_fingerprint(settings: OfflineSettings, source: EvalInput) -> dict:
             'gt_topic': source.topics.gt, 'camera_info_topic': source.topics.info,
             'gt_max_dt_s': spec.gt_max_dt_s, 'model': settings.model.fingerprint(),
             'edge_band_px': settings.edge.band_px, 'flying_tau_rel': settings.edge.flying_tau_rel,
-            'ransac_seed': settings.edge.ransac_seed}
+            'ransac_seed': settings.edge.ransac_seed,
+            **({'reference_topic': source.topics.reference,
+                'comparison': 'fusion_comparison v1'} if source.topics.reference else {})}
+
+
+def comparison_store(out: Path, source: EvalInput) -> FrameStore:
+    """The frame store; with a reference topic its rows hold the comparison columns too."""
+    if source.topics.reference is None:
+        return FrameStore(out)
+    return FrameStore(out, COMPARISON_COLUMNS, COMPARISON_COUNT_COLUMNS)
 
 
 def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetricParams
@@ -80,9 +98,14 @@ def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetri
                     frame.index, err)
         camera = None
     evaluation = evaluate_frame(prediction.relative, gt, camera.model if camera else None, edge)
+    metrics = dict(evaluation.metrics)
+    reference = decode_reference(frame)
+    if reference is not None and gt is not None:
+        depths = comparison_depths(prediction.relative, reference, rgb)
+        metrics.update(score_comparison(depths, gt, camera.model if camera else None, edge))
     return FrameResult(
         index=frame.index, stamp_ns=frame.stamp_ns, frame_id=frame.frame_id,
-        metrics=evaluation.metrics, inference_s=float(prediction.timings['total']),
+        metrics=metrics, inference_s=float(prediction.timings['total']),
         relative=evaluation.relative.astype(np.float32), metres=evaluation.metres, gt=gt,
         rgb=rgb, camera=camera.info if camera else None)
 
@@ -167,6 +190,21 @@ def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameSto
             'pictures': pictures, 'plot': plot}
 
 
+def _comparison_summary(source: EvalInput, rows: list[dict]) -> dict:
+    """The 'fusion_comparison' part of the summary (with a reference topic only)."""
+    if source.topics.reference is None:
+        return {}
+    columns = [c for c in COMPARISON_COLUMNS if c not in COMPARISON_COUNT_COLUMNS]
+    scored = [r for r in rows if math.isfinite(float(r.get('sensor_coverage', math.nan)))]
+    means = metric_means(scored, columns)
+    return {'fusion_comparison': {
+        'reference_topic': source.topics.reference, 'frames_scored': len(scored), **means,
+        'table': comparison_table(means['mean'], len(scored)),
+        'definition': ('metres scored against GT without alignment; one fit to the reference '
+                       'per frame (the node also smooths it over time); flying px '
+                       '(sensor-valid): on the GT edge pixels where the reference has depth')}}
+
+
 def run_offline(settings: OfflineSettings) -> dict:
     """Evaluate, write every output, return the summary (also written to summary.json)."""
     started = time.monotonic()
@@ -174,7 +212,7 @@ def run_offline(settings: OfflineSettings) -> dict:
     settings.model.resolved_weight_files()  # a missing checkpoint fails before any work
     out = settings.output.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    store = FrameStore(out)
+    store = comparison_store(out, source)
     store.open(store_fingerprint(settings, source), fresh=settings.fresh,
                names=FINGERPRINT_OPTIONS)
     selected = set(source.selected)
@@ -206,6 +244,7 @@ def run_offline(settings: OfflineSettings) -> dict:
                    'corrupt_frames': [{'index': f.index, 'stamp_ns': f.stamp_ns,
                                        'reason': f.reason} for f in failures]},
         'metrics': metric_means(with_gt, METRIC_COLUMNS),
+        **_comparison_summary(source, with_gt),
         'inference': timing_stats(r['inference_s'] for r in rows),
         'model': model_info,
         'settings': {'edge_band_px': settings.edge.band_px,
