@@ -67,6 +67,7 @@ class Harness:
                                                          10)
         for topic, kind in (('depth/image', Image), ('depth/relative', Image),
                             ('depth/colored', Image), ('depth/inliers', Image),
+                            ('depth/source', Image),
                             ('depth/camera_info', CameraInfo), ('points', PointCloud2)):
             self.probe.create_subscription(kind, f'{namespace}/{topic}',
                                            self._recorder(topic), 10)

@@ -58,7 +58,8 @@ def write_synthetic_bag(path: str | Path, n_frames: int, width: int = 128, heigh
     Topics set to None are skipped. ``on_frame(index, frame)`` is called after each frame.
     With ``sensor_depth_topic`` and ``sensor_depth(index, frame)`` (metres, NaN invalid, e.g.
     ``lambda i, f: DepthSensorModel().corrupt(f.depth, i)``), that depth is also written, as
-    16UC1 millimetres: what an RGB-D camera's registered depth topic carries.
+    16UC1 millimetres: what an RGB-D camera's registered depth topic carries (a frame whose
+    ``sensor_depth`` is None gets none: a sensor that went silent).
     """
     if n_frames < 1:
         raise ValueError(f'n_frames must be >= 1, got {n_frames}')
@@ -79,9 +80,10 @@ def write_synthetic_bag(path: str | Path, n_frames: int, width: int = 128, heigh
                 bag.write(colour_topic, image_msg(frame.rgb, stamp, frame_id))
             if depth_topic is not None:
                 bag.write(depth_topic, depth_image_msg(frame.depth, stamp, frame_id))
-            if sensor_depth_topic is not None and sensor_depth is not None:
-                bag.write(sensor_depth_topic, depth_image_msg(sensor_depth(i, frame), stamp,
-                                                              frame_id, '16UC1'))
+            sensed = (sensor_depth(i, frame) if sensor_depth_topic is not None
+                      and sensor_depth is not None else None)
+            if sensed is not None:
+                bag.write(sensor_depth_topic, depth_image_msg(sensed, stamp, frame_id, '16UC1'))
             if on_frame is not None:
                 on_frame(i, frame)
         counts = dict(bag.counts)

@@ -12,8 +12,8 @@
 Without --sim-time each frame is restamped with the wall time at publishing (its reference
 depth gets the same stamp); with it the bag stamps are kept. Accuracy (live_scoring): a
 relative node is scored exactly like offline mode (RANSAC-log / LSQ alignment to the bag's
-GT); a metric node (depth.mode reference / range) is scored as published, and the played
-reference depth beside it. rclpy is imported only when live mode runs.
+GT); a metric node (depth.mode reference / fusion / range) is scored as published, and the
+played reference depth beside it. rclpy is imported only when live mode runs.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from ppd_ros.evaluation.output_bag import OutputTopics
 from ppd_ros.evaluation.report_figures import (Panel, metric_depth_panels, metric_panels,
                                                plot_over_time, plot_title)
 from ppd_ros.evaluation.summary import metric_means, write_json
+from ppd_ros.pipeline.metric_scaler import REFERENCE_MODES
 
 log = logging.getLogger('ppd_ros.evaluation')
 
@@ -230,8 +231,8 @@ def run_live(settings: LiveSettings) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     topics = OutputTopics.under(settings.node_namespace, settings.node_is_metric)
     command = _node_command(settings, source) if settings.launch_node else None
-    # the reference is played only to a node in depth.mode reference (still scored otherwise)
-    played = (source.topics if settings.node_depth_mode == 'reference'
+    # the reference is played only to a node that takes one (still scored otherwise)
+    played = (source.topics if settings.node_depth_mode in REFERENCE_MODES
               else dataclasses.replace(source.topics, reference=None, reference_type=None))
     node = None
     with large_message_profile():

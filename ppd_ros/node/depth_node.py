@@ -3,8 +3,9 @@
 A thin rclpy adapter over ppd_ros.pipeline.DepthPipeline. Subscription callbacks only hand the
 newest frame to an inference worker thread (LatestFrameSlot), so they never block on the
 model and a slow model drops frames instead of building a backlog. In depth.mode
-'reference', depth_reference images go to a stamp-ordered ring buffer (ReferencePairing);
-the worker pairs each frame with the nearest one and feeds it to the ReferenceScaler.
+'reference' and 'fusion', depth_reference images go to a stamp-ordered ring buffer
+(ReferencePairing); the worker pairs each frame with the nearest one and feeds it to the
+ReferenceScaler (FusionScaler: with the colour image too).
 
     ros2 run ppd_ros depth_node --ros-args --params-file config/depth.yaml \
         -r image:=/camera/image_raw -r camera_info:=/camera/camera_info \
@@ -45,12 +46,14 @@ from ppd_ros.node.latest_frame_slot import LatestFrameSlot
 from ppd_ros.node.matched_subscription import MatchedSubscription
 from ppd_ros.node.node_parameters import PARAMETERS, DepthNodeSettings, validate_parameters
 from ppd_ros.node.output_publishers import OutputPublishers
-from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DIAGNOSTICS, OUTPUTS, POINTS,
-                                  FrameProducts)
+from ppd_ros.node.outputs import (CAMERA_INFO, DEPTH_COLORED, DEPTH_SOURCE, DIAGNOSTICS,
+                                  OUTPUTS, POINTS, FrameProducts)
 from ppd_ros.node.throttled_log import ThrottledLog
 from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+from ppd_ros.pipeline.fusion_scaler import FusionScaler
 from ppd_ros.pipeline.geometry_loading import load_metric_predictor_from_paths
-from ppd_ros.pipeline.metric_scaler import ReferenceScaler, metric_scaler_for_mode
+from ppd_ros.pipeline.metric_scaler import (REFERENCE_MODES, ReferenceScaler,
+                                            metric_scaler_for_mode)
 from ppd_ros.pipeline.package_paths import resolve_package_path
 from ppd_ros.pipeline.predictor_loading import (ModelUnavailableError, load_predictor_from_paths,
                                                 model_notice)
@@ -273,18 +276,18 @@ class DepthNodeCore:
                 self.get_logger().warning(warning)
 
     def _on_reference(self, msg: Image) -> None:
-        if self._config[0].depth_mode == 'reference':
+        if self._config[0].depth_mode in REFERENCE_MODES:
             self._references.add(_stamp_ns(msg.header), msg)
 
     def _subscribe_reference_if_needed(self, s: DepthNodeSettings) -> None:
         if self._image_sub is None:
             return  # inputs exist only while active (_activate subscribes to the image first)
-        if s.depth_mode == 'reference' and self._reference_sub is None:
+        if s.depth_mode in REFERENCE_MODES and self._reference_sub is None:
             self._reference_sub = MatchedSubscription(
                 self, Image, 'depth_reference', self._on_reference, REFERENCE_QOS_DEPTH,
                 s.qos_reliability)
             self._references.name = self._reference_sub.topic_name
-        elif s.depth_mode != 'reference' and self._reference_sub is not None:
+        elif s.depth_mode not in REFERENCE_MODES and self._reference_sub is not None:
             self._reference_sub.destroy()
             self._reference_sub = None
 
@@ -330,7 +333,7 @@ class DepthNodeCore:
             f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
             self._stats.snapshot(), self._idle(s), s.depth_mode,
             None if scaler is None else scaler.status,
-            self._references.status() if s.depth_mode == 'reference' else None,
+            self._references.status() if s.depth_mode in REFERENCE_MODES else None,
             self._gaps.status(),
             self._intrinsics_source if s.depth_mode == 'moge' else '')
         header = Header(stamp=self.get_clock().now().to_msg())
@@ -434,8 +437,13 @@ class DepthNodeCore:
             self._error('bad_reference', problem)
             return None, problem
 
-    def _begin_scaled_frame(self, scaler, stamp_ns: int, s: DepthNodeSettings) -> None:
-        if isinstance(scaler, ReferenceScaler):
+    def _begin_scaled_frame(self, scaler, stamp_ns: int, s: DepthNodeSettings,
+                            rgb: np.ndarray) -> None:
+        if isinstance(scaler, FusionScaler):
+            reference, problem = self._paired_reference(stamp_ns, s)
+            scaler.begin_frame(stamp_ns * 1e-9, reference, problem, rgb=rgb,
+                               want_source=self._wanted(DEPTH_SOURCE, s))
+        elif isinstance(scaler, ReferenceScaler):
             reference, problem = self._paired_reference(stamp_ns, s)
             scaler.begin_frame(stamp_ns * 1e-9, reference, problem)
         elif scaler is not None:
@@ -469,7 +477,7 @@ class DepthNodeCore:
             cloud_rgb=s.cloud_rgb, colorize=self._wanted(DEPTH_COLORED, s))
         decode_s = time.perf_counter() - start
         clock = time.perf_counter()
-        self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s)
+        self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s, rgb)
         pairing_s = time.perf_counter() - clock
         result = self._pipeline.process(rgb, camera, options, scaler)
         if s.depth_mode == 'moge':
@@ -595,7 +603,7 @@ options:
                  the model, activate subscribes and publishes (ros2 lifecycle set ...)
 
 inputs (relative, remappable): image (or image/compressed with image_transport:=compressed),
-  camera_info, depth_reference (depth.mode reference)
+  camera_info, depth_reference (depth.mode reference / fusion)
 outputs, advertised when the depth.mode can publish them:
 {{outputs}}
   /diagnostics

@@ -147,7 +147,10 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "on 'depth/image' from the assumed scene range range.near_m .. range.far_m, "
                   "with clouds. reference: metres on 'depth/image' from a robust per-frame fit "
                   "to the metric depth image on 'depth_reference' (paired by stamp), with "
-                  "clouds. moge: metres on 'depth/image' from a per-frame fit to MoGe-2's metric "
+                  "clouds. fusion: as reference, but the reference's own depth is kept where "
+                  "it is valid and not a flying pixel, and aligned PPD, locally corrected to "
+                  "it, fills the rest (holes, depth edges). moge: metres on 'depth/image' from "
+                  "a per-frame fit to MoGe-2's metric "
                   "depth of the same image (needs MoGe-2 loaded at start: start in this mode), "
                   "with clouds; intrinsics from CameraInfo, or MoGe-2's estimate. Outputs a "
                   "mode cannot fill are not advertised.", choices=DEPTH_MODES),
@@ -198,6 +201,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('reference.publish_inliers', False, "depth.mode 'reference': publish "
                   "'depth/inliers' (mono8, 255 where the reference agrees with the metric "
                   'depth within reference.inlier_threshold).'),
+    ParameterSpec('fusion.flying_step', 0.04, "depth.mode 'fusion': a reference pixel more "
+                  'than this (relative) beyond a nearer and a farther 8-neighbour is a flying '
+                  'pixel (replaced); raise it for noisier depth sensors.',
+                  float_range=(0.005, 1.0)),
+    ParameterSpec('fusion.publish_source', False, "depth.mode 'fusion': publish "
+                  "'depth/source' (mono8 per depth pixel: 0 no depth, 1 the reference, 2 PPD, "
+                  '3 edge-repaired).'),
     ParameterSpec('cloud.stride', 1, 'Keep every n-th row and column in the organized cloud.',
                   int_range=(1, 32)),
     ParameterSpec('cloud.rgb', True, "Add the packed 'rgb' field to the cloud."),
@@ -252,6 +262,8 @@ class DepthNodeSettings:
     reference_inlier_threshold: float
     reference_min_inlier_ratio: float
     reference_publish_inliers: bool
+    fusion_flying_step: float
+    fusion_publish_source: bool
     cloud_stride: int
     cloud_rgb: bool
     colorize: bool

@@ -19,10 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ppd_ros.pipeline.depth_pipeline import resize_nearest
+
 DEPTH_IMAGE = 'depth/image'
 DEPTH_RELATIVE = 'depth/relative'
 DEPTH_COLORED = 'depth/colored'
 DEPTH_INLIERS = 'depth/inliers'
+DEPTH_SOURCE = 'depth/source'
 CAMERA_INFO = 'depth/camera_info'
 POINTS = 'points'
 DIAGNOSTICS = '/diagnostics'
@@ -75,6 +78,14 @@ def _inliers(p: FrameProducts) -> ImageData | None:
     return None if mask is None else ImageData(mask, 'mono8')
 
 
+def _source(p: FrameProducts) -> ImageData | None:
+    source = getattr(p.scaler, 'source', None)
+    if source is None or p.frame.metres is None:
+        return None
+    height, width = p.frame.metres.shape
+    return ImageData(resize_nearest(source, width, height), 'mono8')
+
+
 def _colored(p: FrameProducts) -> ImageData | None:
     colored = p.frame.colored
     return None if colored is None else ImageData(colored, 'bgr8')
@@ -91,6 +102,9 @@ OUTPUTS: tuple[Output, ...] = (
            lambda s: not is_metric(s.depth_mode), _relative_depth),
     Output(DEPTH_INLIERS, IMAGE, "mono8 reference-fit inliers; reference.publish_inliers",
            lambda s: s.depth_mode == 'reference' and s.reference_publish_inliers, _inliers),
+    Output(DEPTH_SOURCE, IMAGE, 'mono8 origin of each depth pixel: 0 none, 1 sensor, '
+           '2 PPD-filled, 3 edge-repaired; depth.mode fusion, fusion.publish_source',
+           lambda s: s.depth_mode == 'fusion' and s.fusion_publish_source, _source),
     Output(DEPTH_COLORED, IMAGE, 'bgr8 colourised depth (near = red); colorize',
            lambda s: s.colorize, _colored),
 )
