@@ -60,7 +60,9 @@ def main() -> None:
     fused, sensed = means['fused_flying_pixel_ratio_sensor_valid'], \
         means['sensor_flying_pixel_ratio_sensor_valid']
     print(f'\nfused / sensor: flying pixels on sensor-valid edge pixels {fused / sensed:.2f}x, '
-          f"edge Chamfer {means['fused_edge_chamfer_m'] / means['sensor_edge_chamfer_m']:.2f}x")
+          f"edge Chamfer {means['fused_edge_chamfer_m'] / means['sensor_edge_chamfer_m']:.2f}x "
+          f"(on sensor-valid pixels "
+          f"{means['fused_edge_chamfer_m_sensor_valid'] / means['sensor_edge_chamfer_m']:.2f}x)")
     if args.json:
         with open(args.json, 'w') as handle:
             json.dump({'means': means, 'rooms': rows}, handle, indent=1)

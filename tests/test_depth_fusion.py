@@ -4,7 +4,8 @@ import pytest
 
 from ppd_ros.evaluation.flying_pixels import flying_pixel_ratio
 from ppd_ros.fusion.depth_fusion import (SOURCE_EDGE, SOURCE_NONE, SOURCE_PPD, SOURCE_SENSOR,
-                                         FusionSettings, fuse_depth, kept_sensor)
+                                         FusionSettings, fuse_depth, kept_sensor,
+                                         sharpen_steps)
 from ppd_ros.fusion.local_correction import correction_fields
 from ppd_ros.fusion.sensor_inpainting import inpaint_sensor_log
 from ppd_ros.synthetic import DepthSensorModel, generate_frame
@@ -76,6 +77,31 @@ def test_flying_pixels_and_holes_at_an_edge_go_to_one_surface():
     assert np.all(np.abs(fused.depth_m[20:40, 50] - FAR) < 0.06)
     assert np.all(fused.source[20:40, 49:51] == SOURCE_EDGE)
     assert np.all(fused.source[15:45, 28:31] == SOURCE_EDGE)
+
+
+def test_a_blurred_step_of_ppd_inside_a_hole_becomes_a_step():
+    """No sensor anywhere near the box: PPD's ramp between box and wall is split between
+    the two surfaces, never left between them."""
+    depth, rgb = box_scene(240, 320)           # box: rows 60..179, columns 120..199
+    sensor = depth.copy()
+    sensor[:, 80:240] = np.nan                 # the whole box and its edges: a sensor hole
+    ppd_log = ppd_log_of(depth, scale=1.0)     # only an offset: the wall alone corrects it
+    near, far = ppd_log[100, 150], ppd_log[100, 20]
+    ppd_log[:, 119:122] = np.linspace(far, near, 5)[1:-1]  # PPD blurred over 3 px
+    fused = fuse_depth(ppd_log, sensor, rgb, with_source=True)
+    values = fused.depth_m[60:180, 119:122]
+    on_box, on_wall = np.abs(values - NEAR) < 0.05, np.abs(values - FAR) < 0.15
+    assert np.all(on_box | on_wall) and on_box.any() and on_wall.any()
+    assert np.all(fused.source[60:180, 119:122] == SOURCE_EDGE)
+
+
+def test_sharpen_steps_moves_only_pixels_between_two_surfaces():
+    log_depth = np.array([[1.0, 1.0, 1.4, 1.6, 2.0, 2.0, 2.02]], np.float32)
+    where = np.ones(log_depth.shape, bool)
+    where[0, 3] = False                       # left alone
+    moved = sharpen_steps(log_depth, where, 2, 0.05)
+    np.testing.assert_array_equal(moved, [[False, False, True, False, False, False, False]])
+    np.testing.assert_allclose(log_depth, [[1.0, 1.0, 1.0, 1.6, 2.0, 2.0, 2.02]])
 
 
 def test_sparse_reference_gives_locally_corrected_ppd():

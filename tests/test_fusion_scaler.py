@@ -100,6 +100,11 @@ def test_comparison_rows_and_scores_on_a_synthetic_room():
     assert scores['sensor_abs_rel'] == pytest.approx(alone['abs_rel'])
     assert scores['sensor_flying_pixel_ratio_sensor_valid'] == pytest.approx(
         alone['flying_pixel_ratio'])
+    assert scores['sensor_edge_chamfer_m_sensor_valid'] == pytest.approx(
+        alone['edge_chamfer_m'])
+    # the fused depth on the sensor's pixels: its flying pixels are repaired
+    assert (scores['fused_edge_chamfer_m_sensor_valid']
+            < scores['sensor_edge_chamfer_m_sensor_valid'])
     for row in ('fused', 'fused_inpainting', 'ppd_aligned'):
         assert scores[f'{row}_coverage'] == pytest.approx(1.0, abs=1e-3)
     assert scores['sensor_coverage'] < 0.8

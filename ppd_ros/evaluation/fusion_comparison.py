@@ -9,8 +9,10 @@
 Each frame gets its own fit (a fresh scaler), so a frame's scores do not depend on the frames
 before it (offline runs resume; rooms are independent); the node also smooths the fit over
 time (TemporalScaleFilter). Scores are metric_depth_metrics' (no alignment to GT) plus
-`flying_pixel_ratio_sensor_valid`: the flying-pixel ratio on the GT edge band restricted to
-the pixels where the sensor has depth, i.e. where the sensor itself can be compared.
+`flying_pixel_ratio_sensor_valid` and `edge_chamfer_m_sensor_valid`: the same scores on the
+GT edge band restricted to the pixels where the sensor has depth, i.e. where the sensor
+itself can be compared (the plain scores of a depth that fills the sensor's holes also count
+the edges inside them, which the sensor's do not).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import math
 import numpy as np
 
 from ppd_ros.alignment import apply_log_affine
+from ppd_ros.evaluation.edge_chamfer import edge_chamfer_distance
 from ppd_ros.evaluation.flying_pixels import flying_pixel_ratio
 from ppd_ros.evaluation.frame_metrics import EdgeMetricParams, intrinsics_of
 from ppd_ros.evaluation.metric_depth_metrics import (METRIC_DEPTH_COUNT_KEYS,
@@ -37,7 +40,8 @@ ROW_LABELS = {
     'fused_inpainting': 'same fusion, PPD replaced by inpainting',
     'ppd_aligned': 'PPD alone, aligned (depth.mode reference)',
 }
-SENSOR_VALID_KEYS = ('flying_pixel_ratio_sensor_valid', 'flying_band_pixels_sensor_valid')
+SENSOR_VALID_KEYS = ('flying_pixel_ratio_sensor_valid', 'flying_band_pixels_sensor_valid',
+                     'edge_chamfer_m_sensor_valid')
 SCORE_KEYS = METRIC_DEPTH_KEYS + SENSOR_VALID_KEYS
 COUNT_KEYS = METRIC_DEPTH_COUNT_KEYS + ('flying_band_pixels_sensor_valid',)
 #: Per-frame columns, row by row.
@@ -84,11 +88,16 @@ def score_comparison(depths: dict[str, np.ndarray | None], gt: np.ndarray,
             depth = resize_nearest(np.asarray(depth, np.float32), width, height)
             values.update(score_metric_depth(depth, gt, camera, params))
             if camera is not None:
-                flying = flying_pixel_ratio(np.where(sensor_valid, depth, np.nan), gt,
-                                            intrinsics_of(camera), band_px=params.band_px,
+                where_sensed = np.where(sensor_valid, depth, np.nan)
+                intrinsics = intrinsics_of(camera)
+                flying = flying_pixel_ratio(where_sensed, gt, intrinsics,
+                                            band_px=params.band_px,
                                             tau_rel=params.flying_tau_rel)
+                chamfer = edge_chamfer_distance(where_sensed, gt, intrinsics,
+                                                band_px=params.band_px)
                 values.update(flying_pixel_ratio_sensor_valid=flying.ratio,
-                              flying_band_pixels_sensor_valid=flying.n_band)
+                              flying_band_pixels_sensor_valid=flying.n_band,
+                              edge_chamfer_m_sensor_valid=chamfer.chamfer_m)
         scores.update({f'{row}_{key}': float(value) for key, value in values.items()})
     return scores
 
@@ -98,7 +107,9 @@ TABLE_SCORES = (('coverage', 'coverage', '{:.1%}', 1.0), ('abs_rel', 'AbsRel', '
                 ('d1', 'δ1', '{:.4f}', 1.0),
                 ('flying_pixel_ratio', 'flying px', '{:.1%}', 1.0),
                 ('flying_pixel_ratio_sensor_valid', 'flying px (sensor-valid)', '{:.1%}', 1.0),
-                ('edge_chamfer_m', 'edge Chamfer', '{:.1f} mm', 1e3))
+                ('edge_chamfer_m', 'edge Chamfer', '{:.1f} mm', 1e3),
+                ('edge_chamfer_m_sensor_valid', 'edge Chamfer (sensor-valid)', '{:.1f} mm',
+                 1e3))
 
 
 def comparison_table(means: dict[str, float], frames: int | None = None) -> str:

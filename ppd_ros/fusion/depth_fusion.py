@@ -17,9 +17,12 @@ Arithmetic is on L = log(1 + metres), float32.
 4. Flying pixels not placed by 3 take the nearest or the farthest depth of their 3 x 3
    neighbourhood, whichever is nearer to the corrected PPD (which they keep when it lies
    within ON_SURFACE_LOG of one of the two).
-5. Everything else: corrected PPD. Depth outside [min_m, max_m] is invalid (NaN).
+5. Other pixels more than `step` above the smallest and below the largest depth within
+   EDGE_SHARPEN_RADIUS (a step that PPD blurred, e.g. inside a sensor hole) take the nearer
+   of the two.
+6. Everything else: corrected PPD. Depth outside [min_m, max_m] is invalid (NaN).
 
-Radii are pixels of an image RADII_WIDTH = 320 px wide (3, 8, 20 and 6 px), scaled to the
+Radii are pixels of an image RADII_WIDTH = 320 px wide (3, 8, 20, 6 and 2 px), scaled to the
 width of the working grid (the surface search to at least MIN_SNAP_RADIUS).
 
 Speed: up to 1.5 x work_width pixels wide all runs at the image's size. A larger image is
@@ -86,6 +89,8 @@ RADII_WIDTH = 320
 #: The surface search reaches at least this far (working-grid px), past a sensor's flying
 #: pixels to the surfaces on both sides, however small the image.
 MIN_SNAP_RADIUS = 3
+#: Reach of the step sharpening of PPD-filled pixels (px at RADII_WIDTH).
+EDGE_SHARPEN_RADIUS = 2
 #: A depth within this log distance (about 2 %) of a surface lies on it.
 ON_SURFACE_LOG = 0.02
 
@@ -148,6 +153,20 @@ def repair_flying(fused_log: np.ndarray, sensor: SensorPixels, done: np.ndarray 
     return pixels
 
 
+def sharpen_steps(log_depth: np.ndarray, where: np.ndarray, radius: int,
+                  min_step: float) -> np.ndarray:
+    """Pixels (among ``where``) more than min_step above the smallest and below the largest
+    value within ``radius`` - a blurred step, e.g. in a model's prediction - take the nearer
+    of the two (in place); returns the bool mask of those pixels."""
+    square = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    low, high = cv2.erode(log_depth, square), cv2.dilate(log_depth, square)
+    above, below = log_depth - low, high - log_depth
+    step = np.float32(min_step)
+    between = where & (above > step) & (below > step)
+    np.copyto(log_depth, np.where(above < below, low, high), where=between)
+    return between
+
+
 def reference_at(shape: tuple[int, int], reference_m: np.ndarray,
                  settings: FusionSettings = FusionSettings()) -> np.ndarray:
     """A registered reference of any size as an image of ``shape`` for fuse_depth. A
@@ -198,7 +217,10 @@ def _fuse_working_grid(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarra
     snapped = np.zeros(kept.shape, dtype=bool)
     snapped.reshape(-1)[snap.pixels] = True
     snapped.reshape(-1)[repair_flying(surface, pixels, snapped.view(np.uint8))] = True
-    return _WorkingGrid(surface, slope, shift, kept, snapped, snap.stepped | snapped)
+    sharpened = sharpen_steps(surface, ~kept & ~snapped,
+                              max(1, round(EDGE_SHARPEN_RADIUS * scale)), float(np.log1p(s.step)))
+    return _WorkingGrid(surface, slope, shift, kept, snapped | sharpened,
+                        snap.stepped | snapped | sharpened)
 
 
 def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None = None,
