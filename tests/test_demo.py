@@ -2,7 +2,7 @@
 recorded metric depth -> PNGs, PLY, comparison picture, summary.
 
 With the shipped models/tiny_ppd.safetensors the node runs as in the real demo (depth.mode
-reference). Without it a random tiny checkpoint stands in; its relative depth is noise,
+fusion). Without it a random tiny checkpoint stands in; its relative depth is noise,
 which no reference fit accepts, so that node runs in depth.mode range instead (still metric:
 metres and clouds through the same recording and export path).
 """
@@ -49,8 +49,9 @@ def demo(tmp_path_factory):
 def test_demo_succeeds_and_prints_the_table_and_outputs(demo):
     status, out, stdout = demo
     assert status == 0, stdout
-    for text in ('RGB-D sensor depth (input)', 'ppd_ros depth (node output)', 'AbsRel',
-                 'latency', 'comparison.png', 'depth_mm/', str(out.resolve())):
+    for text in ('RGB-D sensor depth (input)', 'ppd_ros fused (node output)',
+                 'same fusion, inpainting instead of PPD', 'PPD alone, aligned to the sensor',
+                 'AbsRel', 'latency', 'comparison.png', 'depth_mm/', str(out.resolve())):
         assert text in stdout
 
 
@@ -68,6 +69,10 @@ def test_summary_has_latency_drops_and_accuracy(demo):
         assert scores['abs_rel'] >= 0 and 0 <= scores['d1'] <= 1
         assert 0 <= scores['flying_pixel_ratio'] <= 1 and scores['edge_chamfer_m'] > 0
     assert sensor['flying_pixel_ratio'] > 0.02                     # the simulated sensor's
+    assert summary['reference_rows_frames'] == frames['received']
+    for row in ('fused_inpainting', 'ppd_aligned'):                # scored on the same frames
+        assert summary['accuracy'][row]['coverage'] > 0.95
+        assert summary['accuracy'][row]['abs_rel'] >= 0
     assert (out / summary['outputs']['eval_summary']).is_file()
 
 
@@ -98,10 +103,11 @@ def test_ply_cloud_has_coloured_finite_points(demo):
     assert any('ppd_ros' in c for c in comments)
 
 
-def test_comparison_picture_has_four_panels(demo):
+def test_comparison_picture_has_two_rows_of_three_panels(demo):
     _, out, _ = demo
     picture = cv2.imread(str(out / 'comparison.png'))
-    assert picture is not None and picture.shape[1] >= 4 * WIDTH
+    assert picture is not None
+    assert picture.shape[1] >= 3 * WIDTH and picture.shape[0] >= 2 * HEIGHT
     assert picture.std() > 0
 
 

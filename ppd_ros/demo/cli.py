@@ -5,12 +5,15 @@
 1. writes a synthetic RGB-D bag (demo_bag): colour, camera info, the RGB-D sensor's depth
    (corrupted: holes, noise, flying pixels) and the exact depth, to OUT/bag;
 2. runs ``ppd-eval --mode live --launch-node --reference-topic <sensor depth>``: the real
-   depth_node in its own process (depth.mode reference: the sensor depth makes PPD metric),
-   fed by a publisher and recorded by a subscriber in this process, over ROS 2
+   depth_node in its own process (depth.mode fusion: the sensor depth where it is right,
+   PPD made metric and locally corrected by it everywhere else), fed by a publisher and
+   recorded by a subscriber in this process, over ROS 2
    -> OUT/eval (live_summary.json, live_frames.csv, live_metrics.png, live_bag/, live_node.log);
-3. from the recording: OUT/depth_mm/ (16-bit millimetre PNGs), OUT/depth_color/, a PLY cloud
+3. the reference rows on the same frames (comparison_rows): the same fusion with PPD replaced
+   by inpainting of the sensor, and PPD alone aligned to the sensor;
+4. from the recording: OUT/depth_mm/ (16-bit millimetre PNGs), OUT/depth_color/, a PLY cloud
    of one frame, the comparison picture and OUT/demo_summary.json;
-4. prints a summary table and where every output is.
+5. prints a summary table and where every output is.
 
 ROS traffic stays on this machine, in its own domain (ros_isolation). Exit status: 0 done,
 2 bad input (e.g. the model checkpoint is missing), 1 the node failed or published no depth.
@@ -41,6 +44,7 @@ from ppd_ros.synthetic.depth_sensor_model import DepthSensorModel
 PROG = 'ppd-demo'
 EXIT_NO_DEPTH = EXIT_FAILED
 NODE_NAMESPACE = '/ppd_demo'
+DEMO_DEPTH_MODE = 'fusion'
 #: Output names under --out.
 BAG_DIR, EVAL_DIR, MM_DIR, COLOUR_DIR = 'bag', 'eval', 'depth_mm', 'depth_color'
 SUMMARY_FILE, PICTURE_FILE = 'demo_summary.json', 'comparison.png'
@@ -51,7 +55,7 @@ MARKER_FILE = '.ppd_demo'
 def build_parser() -> argparse.ArgumentParser:
     p = ToolArgumentParser(
         prog=PROG, description='End-to-end ppd_ros demo: synthetic RGB-D bag -> depth_node '
-        '(metric, reference mode) across processes -> depth PNGs, PLY, comparison, summary.')
+        '(depth-sensor fusion) across processes -> depth PNGs, PLY, comparison, summary.')
     p.add_argument('--out', type=Path, default=Path('out/demo'),
                    help='output folder (default: %(default)s); earlier demo outputs in it '
                         'are replaced')
@@ -149,8 +153,9 @@ def _eval_arguments(args: argparse.Namespace, bag: Path, out: Path) -> list[str]
             '--checkpoint', str(resolve_package_path(args.checkpoint)),
             '--device', args.device, '--num-threads', str(args.num_threads),
             '--steps', str(args.steps), '--rate', str(args.rate),
-            '--node-namespace', NODE_NAMESPACE, '--no-progress']
-    for param in args.node_param:
+            '--node-namespace', NODE_NAMESPACE, '--no-progress',
+            '--node-param', f'depth.mode:={DEMO_DEPTH_MODE}']
+    for param in args.node_param:  # after the demo's own: they win
         argv += ['--node-param', param]
     return argv
 
@@ -160,11 +165,19 @@ def _frame_row(csv_path: Path, index: int) -> dict:
         return next((r for r in csv.DictReader(handle) if int(r['index']) == index), {})
 
 
-def _panel_note(row: dict, prefix: str) -> str:
+def _panel_note(values: dict) -> str:
     def value(key):
-        return float(row.get(f'{prefix}_{key}', 'nan'))
+        v = values.get(key)
+        return float('nan') if v is None else float(v)
     return (f"coverage {value('coverage'):.0%}  AbsRel {value('abs_rel'):.3f}\n"
-            f"flying px {value('flying_pixel_ratio'):.0%}")
+            f"flying px {value('flying_pixel_ratio'):.0%}  "
+            f"edge Chamfer {value('edge_chamfer_m') * 1e3:.0f} mm")
+
+
+def _frame_scores(row: dict, prefix: str) -> dict:
+    """{score: value} of one live frames.csv row for a column prefix."""
+    return {key[len(prefix) + 1:]: float(value) for key, value in row.items()
+            if key.startswith(prefix + '_') and value not in ('', None)}
 
 
 def _colour_range(depths) -> tuple[float, float]:
@@ -176,8 +189,21 @@ def _colour_range(depths) -> tuple[float, float]:
     return float(lo), float(max(hi, lo + 1e-3))
 
 
-def _write_products(out: Path, stamps_ns, live: dict) -> dict:
-    """Depth PNGs, PLY, comparison picture; returns the outputs part of the summary."""
+def _reference_rows(args: argparse.Namespace, out: Path, node_depths, shown_stamp: int):
+    """comparison_rows on the frames the node answered, with the node's model settings."""
+    from ppd_ros.demo.comparison_rows import reference_rows
+    from ppd_ros.pipeline.predictor_loading import load_predictor_from_paths
+    predictor = load_predictor_from_paths(str(resolve_package_path(args.checkpoint)), '', '',
+                                          device=args.device, num_threads=args.num_threads)
+    topics = {'image': IMAGE_TOPIC, 'info': INFO_TOPIC, 'sensor': SENSOR_DEPTH_TOPIC,
+              'gt': GT_TOPIC}
+    return reference_rows(out / BAG_DIR, topics, node_depths, shown_stamp, predictor,
+                          args.steps, 0)
+
+
+def _write_products(args: argparse.Namespace, out: Path, stamps_ns, live: dict) -> tuple:
+    """Depth PNGs, PLY, reference rows, comparison picture; returns the outputs part of the
+    summary and the reference rows' means."""
     from ppd_ros.demo.cloud_ply import write_cloud_ply
     from ppd_ros.demo.comparison_picture import Panel, write_comparison_picture
     from ppd_ros.demo.depth_pngs import write_depth_pngs
@@ -202,31 +228,47 @@ def _write_products(out: Path, stamps_ns, live: dict) -> dict:
             f"ppd_ros depth_node points (depth.mode {live['node']['depth_mode']}), "
             f'frame {shown.index}',
             'camera optical frame: x right, y down, z forward; metres'])
+    print(f'[{PROG}] 3/4 reference rows on the same {len(recorded)} frames: the same fusion '
+          'with inpainting instead of PPD, and PPD alone aligned', flush=True)
+    rows = _reference_rows(args, out, {r.stamp_ns: r.depth_m for r in recorded},
+                           shown.stamp_ns)
     inputs = read_at_stamp(out / BAG_DIR, [IMAGE_TOPIC, SENSOR_DEPTH_TOPIC, GT_TOPIC],
                            shown.stamp_ns)
     row = _frame_row(out / EVAL_DIR / live['outputs']['csv'], shown.index)
+    blank = np.full(shown.depth_m.shape, np.nan, np.float32)
     write_comparison_picture(out / PICTURE_FILE, [
         Panel('RGB input', inputs[IMAGE_TOPIC], f'frame {shown.index}'),
         Panel('RGB-D sensor depth (input)', inputs[SENSOR_DEPTH_TOPIC],
-              _panel_note(row, 'reference')),
-        Panel('ppd_ros depth (metric)', shown.depth_m, _panel_note(row, 'node')),
+              _panel_note(_frame_scores(row, 'reference'))),
         Panel('ground truth', inputs[GT_TOPIC], 'exact synthetic depth'),
-    ], depth_range)
-    return {'comparison_picture': PICTURE_FILE, 'comparison_frame': shown.index,
-            'point_cloud': ply.name if ply else None, 'point_cloud_points': points,
-            'depth_png_mm': f'{MM_DIR}/', 'depth_png_color': f'{COLOUR_DIR}/',
-            'depth_png_frames': len(recorded), 'color_range_m': list(depth_range),
-            'eval_summary': f'{EVAL_DIR}/live_summary.json',
-            'eval_frames_csv': f'{EVAL_DIR}/live_frames.csv',
-            'eval_plot': f"{EVAL_DIR}/{live['outputs']['plot']}",
-            'node_log': f'{EVAL_DIR}/live_node.log',
-            'recorded_bag': f"{EVAL_DIR}/{live['outputs']['bag']}", 'input_bag': f'{BAG_DIR}/'}
+        Panel(f"ppd_ros fused (node, depth.mode {live['node']['depth_mode']})",
+              shown.depth_m, _panel_note(_frame_scores(row, 'node'))),
+        Panel('same fusion, inpainting instead of PPD',
+              rows.shown.get('fused_inpainting', blank),
+              _panel_note(_frame_scores(rows.shown_scores, 'fused_inpainting'))),
+        Panel('PPD alone, aligned to the sensor', rows.shown.get('ppd_aligned', blank),
+              _panel_note(_frame_scores(rows.shown_scores, 'ppd_aligned'))),
+    ], depth_range, per_row=3,
+        title=f'ppd_ros depth-sensor fusion, frame {shown.index}: scores against the exact '
+              'depth (coverage, AbsRel, flying pixels, edge Chamfer)')
+    outputs = {'comparison_picture': PICTURE_FILE, 'comparison_frame': shown.index,
+               'point_cloud': ply.name if ply else None, 'point_cloud_points': points,
+               'depth_png_mm': f'{MM_DIR}/', 'depth_png_color': f'{COLOUR_DIR}/',
+               'depth_png_frames': len(recorded), 'color_range_m': list(depth_range),
+               'eval_summary': f'{EVAL_DIR}/live_summary.json',
+               'eval_frames_csv': f'{EVAL_DIR}/live_frames.csv',
+               'eval_plot': f"{EVAL_DIR}/{live['outputs']['plot']}",
+               'node_log': f'{EVAL_DIR}/live_node.log',
+               'recorded_bag': f"{EVAL_DIR}/{live['outputs']['bag']}",
+               'input_bag': f'{BAG_DIR}/'}
+    return outputs, rows
 
 
 def _print_outputs(out: Path, outputs: dict) -> None:
     rows = [
-        (outputs['comparison_picture'], 'RGB | RGB-D sensor depth | ppd_ros depth | ground '
-         f"truth, frame {outputs['comparison_frame']}"),
+        (outputs['comparison_picture'], 'RGB | RGB-D sensor depth | ground truth, and '
+         'ppd_ros fused | fusion with inpainting instead of PPD | PPD alone aligned, frame '
+         f"{outputs['comparison_frame']}"),
         (outputs['point_cloud'], f"{outputs['point_cloud_points']} points, x y z + rgb, "
          'metres, camera optical frame'),
         (outputs['depth_png_mm'], f"{outputs['depth_png_frames']} 16-bit PNGs, millimetres "
@@ -265,12 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sensor = DepthSensorModel(hole_fraction=args.holes, noise_rel=args.noise,
                               flying_fraction=args.flying, seed=args.seed)
 
-    print(f'[{PROG}] 1/3 synthetic RGB-D bag: {args.frames} frames, {args.width}x{args.height}'
+    print(f'[{PROG}] 1/4 synthetic RGB-D bag: {args.frames} frames, {args.width}x{args.height}'
           f' at {args.rate:g} Hz -> {out / BAG_DIR}', flush=True)
     bag = write_demo_bag(out / BAG_DIR, args.frames, args.width, args.height, args.rate,
                          args.seed, sensor)
 
-    print(f'[{PROG}] 2/3 ppd-eval live: player -> depth_node (own process; the sensor depth '
+    print(f'[{PROG}] 2/4 ppd-eval live: player -> depth_node (own process; the sensor depth '
           f"is its depth_reference) -> recorder; ROS_DOMAIN_ID {ros['ROS_DOMAIN_ID']}, "
           f"discovery {ros['ROS_AUTOMATIC_DISCOVERY_RANGE']}", flush=True)
     from ppd_ros.evaluation.cli import main as eval_main
@@ -283,8 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ToolError(f'the node published no metric depth for any frame; last node '
                         f'message: {last_problem_line(log)} (full log: {log})', EXIT_NO_DEPTH)
 
-    print(f'[{PROG}] 3/3 depth PNGs, point cloud, comparison picture, summary', flush=True)
-    outputs = _write_products(out, bag.stamps_ns, live)
+    outputs, rows = _write_products(args, out, bag.stamps_ns, live)
+    print(f'[{PROG}] 4/4 depth PNGs, point cloud, comparison picture, summary', flush=True)
     from ppd_ros.demo.summary_table import (ACCURACY_MEANING, accuracy_from_live,
                                             format_table, latency_from_live)
     from ppd_ros.evaluation.summary import write_json
@@ -299,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  'ros': ros},
         'frames': {k: live['frames'][k] for k in ('published', 'received', 'dropped')},
         'latency': latency_from_live(live),
-        'accuracy': accuracy_from_live(live),
+        'accuracy': accuracy_from_live(live, rows.means),
+        'reference_rows_frames': rows.frames,
         'accuracy_definition': ACCURACY_MEANING,
         'outputs': outputs,
         'wall_s': time.monotonic() - started,

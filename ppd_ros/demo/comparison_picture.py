@@ -1,8 +1,8 @@
-"""The demo's side-by-side picture: RGB | RGB-D sensor depth | ppd_ros depth | ground truth.
+"""The demo's comparison picture: labelled panels (RGB, depths) in rows, one colour bar.
 
-Each panel has a title (and an optional second line, e.g. its scores) above it; the three
-depth panels share one colour range, shown by a colour bar at the bottom (Spectral: near
-red, far blue; black: no depth). Small frames are enlarged (nearest) to be readable.
+Each panel has a title (and optional more lines, e.g. its scores) above it; the depth panels
+share one colour range, shown by a colour bar at the bottom (Spectral: near red, far blue;
+black: no depth). Small frames are enlarged (nearest) to be readable.
 """
 from __future__ import annotations
 
@@ -53,22 +53,33 @@ def _colour_bar(width: int, depth_range_m: tuple[float, float], scale: float) ->
 
 
 def write_comparison_picture(path: Path, panels: Sequence[Panel],
-                             depth_range_m: tuple[float, float]) -> Path:
-    """Write the picture (PNG); every panel image has the same height and width."""
+                             depth_range_m: tuple[float, float], per_row: int | None = None,
+                             title: str = '') -> Path:
+    """Write the picture (PNG): the panels in rows of ``per_row`` (all in one row by
+    default) under an optional title line; every panel image has the same height and
+    width."""
     height, width = panels[0].image.shape[:2]
     zoom = max(1, int(np.ceil(MIN_PANEL_WIDTH / width)))
     scale = 0.45
     texts = [[panel.title] + panel.note.splitlines() for panel in panels]
     n_lines = max(len(lines) for lines in texts)
-    columns = []
+    cells = []
     for panel, lines in zip(panels, texts):
         image = _rgb_of(panel, depth_range_m)
         image = cv2.resize(image, (width * zoom, height * zoom), interpolation=cv2.INTER_NEAREST)
         lines = lines + [''] * (n_lines - len(lines))  # images start at the same height
-        columns.append(np.vstack([_text_block(lines, image.shape[1], scale), image]))
-    gap = np.full((columns[0].shape[0], GAP_PX, 3), BACKGROUND, dtype=np.uint8)
-    strip = np.hstack([part for c in columns for part in (c, gap)][:-1])
-    picture = np.vstack([strip, _colour_bar(strip.shape[1], depth_range_m, scale)])
+        cells.append(np.vstack([_text_block(lines, image.shape[1], scale), image]))
+    per_row = per_row or len(cells)
+    blank = np.full_like(cells[0], BACKGROUND)
+    cells += [blank] * (-len(cells) % per_row)
+    gap = np.full((cells[0].shape[0], GAP_PX, 3), BACKGROUND, dtype=np.uint8)
+    strips = [np.hstack([part for c in cells[k:k + per_row] for part in (c, gap)][:-1])
+              for k in range(0, len(cells), per_row)]
+    between = np.full((GAP_PX, strips[0].shape[1], 3), BACKGROUND, dtype=np.uint8)
+    rows = [part for strip in strips for part in (strip, between)][:-1]
+    if title:
+        rows.insert(0, _text_block([title], strips[0].shape[1], 0.6))
+    picture = np.vstack(rows + [_colour_bar(strips[0].shape[1], depth_range_m, scale)])
     if not cv2.imwrite(str(path), picture[:, :, ::-1]):
         raise OSError(f'cannot write {path}')
     return path

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ppd_ros.pipeline.depth_pipeline import resize_nearest
+from ppd_ros.pipeline.metric_scaler import REFERENCE_MODES
 
 DEPTH_IMAGE = 'depth/image'
 DEPTH_RELATIVE = 'depth/relative'
@@ -101,7 +102,7 @@ OUTPUTS: tuple[Output, ...] = (
     Output(DEPTH_RELATIVE, IMAGE, "32FC1 relative depth, NOT metres; depth.mode 'relative'",
            lambda s: not is_metric(s.depth_mode), _relative_depth),
     Output(DEPTH_INLIERS, IMAGE, "mono8 reference-fit inliers; reference.publish_inliers",
-           lambda s: s.depth_mode == 'reference' and s.reference_publish_inliers, _inliers),
+           lambda s: s.depth_mode in REFERENCE_MODES and s.reference_publish_inliers, _inliers),
     Output(DEPTH_SOURCE, IMAGE, 'mono8 origin of each depth pixel: 0 none, 1 sensor, '
            '2 PPD-filled, 3 edge-repaired; depth.mode fusion, fusion.publish_source',
            lambda s: s.depth_mode == 'fusion' and s.fusion_publish_source, _source),
