@@ -114,13 +114,6 @@ def _recorded_gt(bag_path):
         return {m.stamp_ns: m.data for m in reader.messages(['/camera/depth/image_raw'])}
 
 
-def test_reference_topic_needs_live_mode(checkpoint, live_run, tmp_path, capsys):
-    _, _, bag = live_run
-    assert main(eval_args(bag.path, tmp_path, checkpoint, '--reference-topic',
-                          REFERENCE_TOPIC)) == 2
-    assert '--reference-topic is for --mode live' in capsys.readouterr().err
-
-
 def test_a_reference_topic_of_the_wrong_type_is_bad_input(checkpoint, live_run, tmp_path,
                                                           capsys):
     _, _, bag = live_run

@@ -101,7 +101,7 @@ def cases(root: Path) -> dict[str, Case]:
         'eval_bad_pictures': Case('ppd-eval', [str(bag), '--pictures', 'abc'],
                                   ["--pictures must be a count, 'none' or a list"]),
         'eval_reference_offline': Case('ppd-eval', [str(bag), '--reference-topic', '/x'],
-                                       ['--reference-topic is for --mode live']),
+                                       ['--reference-topic', 'give --depth-topic too']),
         'eval_over_input': Case('ppd-eval', [str(root / 'eval_out' / 'depth_bag'), '--out',
                                              str(root / 'eval_out')],
                                 ['would overwrite the input', 'choose another --out']),
