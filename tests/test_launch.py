@@ -1,5 +1,6 @@
-"""launch/depth.launch.py: declared arguments (always), and a real launch where launch_ros
-and an installed ppd_ros are available."""
+"""launch/depth.launch.py: its structure and the rules it applies (always: launch and
+launch_ros are not installable here), and a real launch where launch_ros and an installed
+ppd_ros are available."""
 import ast
 import subprocess
 import sys
@@ -7,12 +8,19 @@ import textwrap
 
 import pytest
 
+from ppd_ros.evaluation.node_process import parameter_text
+from ppd_ros.node.launch_configuration import (PARAMETER_ARGUMENTS, LaunchArgumentError,
+                                               node_arguments, node_environment,
+                                               parameter_overrides, ros_arguments)
+from ppd_ros.pipeline.package_paths import resolve_package_path
 from ros_helpers import REPO_ROOT, ros_env, tiny_checkpoint  # noqa: F401 (fixture, used lazily)
 
 LAUNCH_FILE = REPO_ROOT / 'launch' / 'depth.launch.py'
-EXPECTED_ARGUMENTS = {'image', 'compressed_image', 'camera_info', 'depth_reference',
-                      'namespace', 'params_file', 'variant', 'steps', 'device', 'use_sim_time',
-                      'use_fastdds_profile'}
+REMAPPED = {'image', 'compressed_image', 'camera_info', 'depth_reference'}
+EXPECTED_ARGUMENTS = REMAPPED | {
+    'namespace', 'params_file', 'use_sim_time', 'use_fastdds_profile', 'lifecycle', 'autostart',
+    'log_level', 'checkpoint', 'dit_checkpoint', 'encoder_checkpoint', 'variant', 'device',
+    'steps', 'depth_mode', 'depth_encoding', 'image_transport', 'qos_reliability'}
 
 
 def _calls(tree, name):
@@ -20,9 +28,24 @@ def _calls(tree, name):
             and getattr(n.func, 'id', getattr(n.func, 'attr', None)) == name]
 
 
+def _assigned(tree, name):
+    """The literal value assigned to a module-level name."""
+    node, = [n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == name]
+    return ast.literal_eval(node.value)
+
+
 @pytest.fixture(scope='module')
 def launch_tree():
     return ast.parse(LAUNCH_FILE.read_text(), filename=str(LAUNCH_FILE))
+
+
+@pytest.fixture(scope='module')
+def node_call(launch_tree):
+    """The call that creates the depth_node action (Node or LifecycleNode)."""
+    call, = [c for c in ast.walk(launch_tree) if isinstance(c, ast.Call) and any(
+        k.arg == 'executable' and getattr(k.value, 'value', None) == 'depth_node'
+        for k in c.keywords)]
+    return {k.arg: k.value for k in call.keywords}
 
 
 def test_launch_file_declares_the_expected_arguments(launch_tree):
@@ -32,26 +55,82 @@ def test_launch_file_declares_the_expected_arguments(launch_tree):
     assert declared == EXPECTED_ARGUMENTS
     for call in _calls(launch_tree, 'DeclareLaunchArgument'):
         assert any(k.arg == 'description' for k in call.keywords)
+    # every argument is either a remapping / the namespace / the params file, or performed
+    # for launch_configuration, which knows every parameter argument
+    performed = set(_assigned(launch_tree, 'NODE_ARGUMENTS'))
+    assert performed == declared - REMAPPED - {'namespace', 'params_file'}
+    assert set(PARAMETER_ARGUMENTS) <= performed
 
 
-def test_launch_file_sets_both_fastdds_profile_variables(launch_tree):
-    names = {c.args[0].value for c in _calls(launch_tree, 'SetEnvironmentVariable')}
-    assert names == {'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE'}
-    assert all(any(k.arg == 'condition' for k in c.keywords)
-               for c in _calls(launch_tree, 'SetEnvironmentVariable'))
+def test_profile_goes_to_the_node_alone(launch_tree, node_call):
+    """Not SetEnvironmentVariable: an include would leak it to every later process."""
+    assert not _calls(launch_tree, 'SetEnvironmentVariable')
+    env, = _calls(node_call['additional_env'], 'node_environment')
     source = LAUNCH_FILE.read_text()
     assert 'fastdds_large_messages.xml' in source and 'depth.yaml' in source
 
 
-def test_launch_file_starts_depth_node_with_remappings(launch_tree):
-    node, = _calls(launch_tree, 'Node')
-    keywords = {k.arg: k.value for k in node.keywords}
-    assert keywords['package'].value == 'ppd_ros'
-    assert keywords['executable'].value == 'depth_node'
-    remapped = {t.elts[0].value for t in keywords['remappings'].elts}
+def test_launch_file_starts_depth_node_or_its_managed_kind(launch_tree, node_call):
+    assert node_call['package'].value == 'ppd_ros'
+    remapped = {t.elts[0].value for t in node_call['remappings'].elts}
     assert remapped == {'image', 'image/compressed', 'camera_info', 'depth_reference'}
-    params = keywords['parameters'].elts  # the YAML first, then the overrides
+    params = node_call['parameters'].elts  # the YAML first, then the overrides
     assert len(params) == 2 and isinstance(params[1], ast.Name)
+    assert _calls(node_call['arguments'], 'node_arguments')
+    assert _calls(node_call['ros_arguments'], 'ros_arguments')
+    kinds, = [n.value for n in ast.walk(launch_tree) if isinstance(n, ast.Assign)
+              and getattr(n.targets[0], 'id', '') == 'node_action']
+    assert {kinds.body.id, kinds.orelse.id} == {'LifecycleNode', 'Node'}
+    # autostart: configure at once, activate after configuring (not after a deactivate)
+    handler, = _calls(launch_tree, 'OnStateTransition')
+    keywords = {k.arg: getattr(k.value, 'value', None) for k in handler.keywords}
+    assert keywords['start_state'] == 'configuring' and keywords['goal_state'] == 'inactive'
+
+
+def test_variant_alone_selects_the_official_weights():
+    overrides = parameter_overrides({'variant': 'large', 'use_sim_time': 'false'})
+    assert overrides == {'variant': 'large', 'checkpoint': '', 'use_sim_time': False}
+    assert parameter_overrides({'dit_checkpoint': 'w/ppd.pth'})['checkpoint'] == ''
+    # an explicit checkpoint wins; nothing given keeps the params file's values
+    assert parameter_overrides({'variant': 'large', 'checkpoint': 'mine.safetensors'})[
+        'checkpoint'] == 'mine.safetensors'
+    assert parameter_overrides({'variant': '', 'checkpoint': ''}) == {'use_sim_time': False}
+
+
+def test_launch_arguments_become_typed_parameters_and_options():
+    overrides = parameter_overrides({'depth_mode': 'reference', 'depth_encoding': '16UC1',
+                                     'steps': '8', 'qos_reliability': 'best_effort',
+                                     'image_transport': 'compressed', 'use_sim_time': 'true'})
+    assert overrides == {'depth.mode': 'reference', 'depth.encoding': '16UC1', 'steps': 8,
+                         'qos.reliability': 'best_effort', 'image_transport': 'compressed',
+                         'use_sim_time': True}
+    with pytest.raises(LaunchArgumentError, match="steps:='four' is not an integer"):
+        parameter_overrides({'steps': 'four'})
+    assert node_environment({'use_fastdds_profile': 'true'}, '/p.xml') == {
+        'FASTRTPS_DEFAULT_PROFILES_FILE': '/p.xml', 'FASTDDS_DEFAULT_PROFILES_FILE': '/p.xml'}
+    assert node_environment({'use_fastdds_profile': 'false'}, '/p.xml') == {}
+    assert node_arguments({'lifecycle': 'true'}) == ['--lifecycle']
+    assert node_arguments({'lifecycle': 'false'}) == []
+    assert ros_arguments({'log_level': 'debug'}) == ['--log-level', 'debug']
+    assert ros_arguments({'log_level': ''}) == []
+
+
+def test_node_given_the_variant_overrides_loads_large_not_the_params_files_tiny(tmp_path):
+    """What variant:=large hands the node on top of the shipped depth.yaml: it must look for
+    the official Large files (absent here), not run the tiny checkpoint."""
+    if resolve_package_path('models/ppd.pth') is not None:
+        pytest.skip('official weights installed: the node would load Large for minutes')
+    overrides = parameter_overrides({'variant': 'large'})
+    args = [a for name, value in overrides.items()
+            for a in ('-p', f"{name}:={parameter_text(value)}")]
+    proc = subprocess.run([sys.executable, '-m', 'ppd_ros.node.depth_node', '--ros-args',
+                           '--params-file', str(REPO_ROOT / 'config' / 'depth.yaml'), *args],
+                          cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True,
+                          timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and 'Traceback' not in output
+    assert "dit_checkpoint 'models/ppd.pth' not found" in output
+    assert 'ready:' not in output
 
 
 _LAUNCH_SCRIPT = textwrap.dedent('''
@@ -65,7 +144,7 @@ _LAUNCH_SCRIPT = textwrap.dedent('''
         IncludeLaunchDescription(PythonLaunchDescriptionSource(launch_file), launch_arguments={
             'image': '/launch_test/image', 'camera_info': '/launch_test/camera_info',
             'namespace': 'launch_ns', 'params_file': params_file, 'steps': '2',
-            'device': 'cpu'}.items()),
+            'device': 'cpu', 'depth_mode': 'range', 'log_level': 'debug'}.items()),
         TimerAction(period=25.0, actions=[Shutdown(reason='test done')]),
     ]))
     sys.exit(service.run())
@@ -88,5 +167,7 @@ def test_real_launch_starts_the_node(request, tmp_path):
     output = proc.stdout + proc.stderr
     assert 'ready:' in output, output
     assert 'listening on /launch_test/image' in output, output
+    assert "depth.mode 'range'" in output and '[DEBUG]' in output, output
+    assert 'large-message profile' not in output, output  # the node has the profile
     assert 'launch_ns.depth_node' in output, output
     assert 'Traceback' not in output, output
