@@ -362,7 +362,7 @@ def _probe_main(plan_path: str, result_path: str) -> int:
             return msg
         msg = Image(header=header, height=height, width=width, encoding='rgb8', step=width * 3)
         if kind == 'bad_encoding':
-            msg.encoding = 'yuv422'
+            msg.encoding = 'nv21'
             msg.step = width * 2
         elif kind == 'zero_size':
             msg.height = msg.width = msg.step = 0

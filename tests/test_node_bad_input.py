@@ -67,7 +67,7 @@ def test_node_survives_every_bad_input(raw_session):
 
 
 @pytest.mark.parametrize('kind, text', [
-    ('bad_encoding', "unsupported image encoding 'yuv422'"),
+    ('bad_encoding', "unsupported image encoding 'nv21'"),
     ('zero_size', 'image has no pixels (0x0)'),
     ('size_mismatch', 'image is 320x240 but CameraInfo is 640x480'),
     ('nan_k', 'CameraInfo K or P contains NaN'),

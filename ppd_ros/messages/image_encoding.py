@@ -1,4 +1,11 @@
-"""sensor_msgs/Image payloads <-> numpy arrays, following REP 118 and cv_bridge's layout."""
+"""sensor_msgs/Image payloads <-> numpy arrays, following REP 118 and cv_bridge's layout.
+
+Colour input may be any of the encodings in COLOR_ENCODINGS, with the names
+sensor_msgs/image_encodings gives them: packed rgb / bgr (with or without alpha), mono8,
+packed YUV 4:2:2 (uyvy, formerly yuv422, and yuyv, formerly yuv422_yuy2; BT.601 video range,
+as OpenCV and cv_bridge convert them) and 8- or 16-bit Bayer mosaics (demosaiced bilinearly
+by OpenCV; 16-bit values keep their top 8 bits).
+"""
 from __future__ import annotations
 
 import array
@@ -8,8 +15,22 @@ import numpy as np
 
 from ppd_ros.untrusted_text import quoted
 
-#: Colour encodings the depth pipeline accepts, with their channel count.
-COLOR_ENCODINGS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
+#: Packed YUV 4:2:2 encodings (two bytes per pixel, pairs of pixels share U and V).
+YUV422_CONVERSIONS = {'uyvy': cv2.COLOR_YUV2RGB_UYVY, 'yuv422': cv2.COLOR_YUV2RGB_UYVY,
+                      'yuyv': cv2.COLOR_YUV2RGB_YUY2, 'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2}
+#: Bayer mosaics by their top-left 2 x 2 cell, as ROS names them (rggb: red at (0, 0)).
+#: OpenCV names a mosaic by the second row's second and third pixels, hence the other letters.
+BAYER_CONVERSIONS = {'rggb': cv2.COLOR_BayerBG2RGB, 'bggr': cv2.COLOR_BayerRG2RGB,
+                     'gbrg': cv2.COLOR_BayerGR2RGB, 'grbg': cv2.COLOR_BayerGB2RGB}
+#: Colour encodings the depth pipeline accepts: (payload dtype, channels per pixel).
+COLOR_ENCODINGS = {
+    'rgb8': (np.dtype(np.uint8), 3), 'bgr8': (np.dtype(np.uint8), 3),
+    'rgba8': (np.dtype(np.uint8), 4), 'bgra8': (np.dtype(np.uint8), 4),
+    'mono8': (np.dtype(np.uint8), 1),
+    **{name: (np.dtype(np.uint8), 2) for name in YUV422_CONVERSIONS},
+    **{f'bayer_{cell}{bits}': (np.dtype(np.uint8 if bits == 8 else np.uint16), 1)
+       for cell in BAYER_CONVERSIONS for bits in (8, 16)},
+}
 #: Depth encodings: 32FC1 in metres (NaN invalid), 16UC1 in millimetres (0 invalid).
 DEPTH_ENCODINGS = {'32FC1': np.dtype('<f4'), '16UC1': np.dtype('<u2')}
 
@@ -39,17 +60,34 @@ def _pixel_rows(height: int, width: int, step: int, data, dtype: np.dtype, chann
 def image_to_rgb(encoding: str, height: int, width: int, step: int, data,
                  is_bigendian: bool = False) -> np.ndarray:
     """Decode a colour Image payload into a contiguous H x W x 3 uint8 RGB array."""
-    channels = COLOR_ENCODINGS.get(encoding)
-    if channels is None:
+    layout = COLOR_ENCODINGS.get(encoding)
+    if layout is None:
         raise ImageEncodingError(
             f'unsupported image encoding {quoted(encoding)}; expected one of '
             f'{sorted(COLOR_ENCODINGS)}')
-    px = _pixel_rows(height, width, step, data, np.dtype(np.uint8), channels, is_bigendian)
+    if encoding in YUV422_CONVERSIONS and width % 2:
+        raise ImageEncodingError(f'{encoding} needs an even width (pixel pairs share U and V), '
+                                 f'got {width}')
+    px = _pixel_rows(height, width, step, data, *layout, is_bigendian)
     if encoding == 'mono8':
         return np.repeat(px, 3, axis=2)
     if encoding in ('bgr8', 'bgra8'):
         return np.ascontiguousarray(px[:, :, 2::-1])
+    if encoding in YUV422_CONVERSIONS:
+        return cv2.cvtColor(np.ascontiguousarray(px), YUV422_CONVERSIONS[encoding])
+    if encoding.startswith('bayer_'):
+        return _demosaic(px[:, :, 0], BAYER_CONVERSIONS[encoding[6:10]])
     return np.ascontiguousarray(px[:, :, :3])
+
+
+def _demosaic(mosaic: np.ndarray, conversion: int) -> np.ndarray:
+    """H x W Bayer mosaic (uint8 or uint16, any byte order) -> H x W x 3 uint8 RGB."""
+    if min(mosaic.shape) < 2:
+        raise ImageEncodingError(f'a Bayer image needs at least 2 x 2 pixels, got '
+                                 f'{mosaic.shape[1]}x{mosaic.shape[0]}')
+    native = np.ascontiguousarray(mosaic, dtype=mosaic.dtype.newbyteorder('='))
+    rgb = cv2.cvtColor(native, conversion)
+    return rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
 
 
 def image_to_float32(encoding: str, height: int, width: int, step: int, data,
