@@ -171,3 +171,9 @@ def test_real_launch_starts_the_node(request, tmp_path):
     assert 'large-message profile' not in output, output  # the node has the profile
     assert 'launch_ns.depth_node' in output, output
     assert 'Traceback' not in output, output
+
+
+def test_ros_interface_page_names_every_launch_argument(launch_tree):
+    page = (REPO_ROOT / 'docs' / 'ros_interface.md').read_text()
+    for name in {c.args[0].value for c in _calls(launch_tree, 'DeclareLaunchArgument')}:
+        assert f'`{name}`' in page, name

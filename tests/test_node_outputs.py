@@ -77,3 +77,9 @@ def test_output_catalogue_imports_no_ros():
     code = ('import sys, ppd_ros.node.outputs, ppd_ros.ros_conventions.image_transport\n'
             'sys.exit(any(m.split(".")[0] in ("rclpy", "sensor_msgs") for m in sys.modules))')
     assert subprocess.run([sys.executable, '-c', code], timeout=60).returncode == 0
+
+
+def test_ros_interface_page_names_every_output(repo_root):
+    page = (repo_root / 'docs' / 'ros_interface.md').read_text()
+    for output in OUTPUTS:
+        assert f'`{output.topic}`' in page, output.topic
