@@ -558,6 +558,10 @@ class ManagedDepthNode(DepthNodeCore, LifecycleNode):
             self.get_logger().error(f'configure failed: {err}')
             self._cleanup()
             return TransitionCallbackReturn.FAILURE
+        except Exception as err:  # rclpy would turn it into ERROR without a word
+            self.get_logger().error(f'configure failed: {type(err).__name__}: {err}')
+            self._cleanup()
+            return TransitionCallbackReturn.ERROR
         self.get_logger().info(f'configured: model {_describe(self._pipeline.predictor)}; '
                                f"outputs: {', '.join(self._outputs.topics())}")
         return TransitionCallbackReturn.SUCCESS
