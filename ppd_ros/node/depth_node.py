@@ -121,6 +121,7 @@ class DepthNodeCore:
     _worker: threading.Thread | None = None
     _abandoned: threading.Thread | None = None  # a worker left inside the model at shutdown
     _image_sub = _info_sub = _reference_sub = _diag_pub = _diag_timer = None
+    _profile_checked = False
 
     def _declare(self) -> None:
         try:
@@ -247,7 +248,11 @@ class DepthNodeCore:
                 f"{', '.join(self._outputs.topics())}")
 
     def _warn_without_large_message_profile(self) -> None:
-        """One warning at start when Fast DDS runs without a large-message profile."""
+        """One warning, once the model is loaded, when Fast DDS runs without a large-message
+        profile (a node that cannot start says only why)."""
+        if self._profile_checked:
+            return
+        self._profile_checked = True
         profile = resolve_package_path(PROFILE)
         problem = profile_problem(rclpy.get_rmw_implementation_identifier(), os.environ,
                                   fastdds_major_version(loaded_libraries()),
