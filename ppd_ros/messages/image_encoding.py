@@ -31,6 +31,8 @@ COLOR_ENCODINGS = {
     **{f'bayer_{cell}{bits}': (np.dtype(np.uint8 if bits == 8 else np.uint16), 1)
        for cell in BAYER_CONVERSIONS for bits in (8, 16)},
 }
+#: COLOR_ENCODINGS in a few words, for error messages.
+COLOR_ENCODINGS_TEXT = 'rgb(a)8, bgr(a)8, mono8, uyvy, yuyv, yuv422, yuv422_yuy2 or bayer_*8/16'
 #: Depth encodings: 32FC1 in metres (NaN invalid), 16UC1 in millimetres (0 invalid).
 DEPTH_ENCODINGS = {'32FC1': np.dtype('<f4'), '16UC1': np.dtype('<u2')}
 
@@ -63,8 +65,7 @@ def image_to_rgb(encoding: str, height: int, width: int, step: int, data,
     layout = COLOR_ENCODINGS.get(encoding)
     if layout is None:
         raise ImageEncodingError(
-            f'unsupported image encoding {quoted(encoding)}; expected one of '
-            f'{sorted(COLOR_ENCODINGS)}')
+            f'unsupported image encoding {quoted(encoding)}; expected {COLOR_ENCODINGS_TEXT}')
     if encoding in YUV422_CONVERSIONS and width % 2:
         raise ImageEncodingError(f'{encoding} needs an even width (pixel pairs share U and V), '
                                  f'got {width}')
