@@ -9,13 +9,13 @@
     # the official Large weights (in models/, see models/README.md):
     ros2 launch ppd_ros depth.launch.py variant:=large image:=... camera_info:=...
 
-Parameters come from params_file first, then from the launch arguments that were given
-(left empty they keep the params_file's values; use_sim_time always). variant,
-dit_checkpoint or encoder_checkpoint without checkpoint load the official release files: the
-params file's ppd_ros checkpoint (the tiny model in config/depth.yaml) is cleared
-(ppd_ros.node.launch_configuration). use_fastdds_profile:=true (default) gives the node, and
-only the node, the shipped Fast DDS large-message profile; lifecycle:=true starts a managed
-node (autostart:=true configures and activates it).
+Parameters come from params_file first, then from the launch arguments that were given (left
+empty they keep the params_file's values; use_sim_time always). variant, dit_checkpoint or
+encoder_checkpoint given without checkpoint also empty a checkpoint the params file may name
+(a ppd_ros checkpoint wins over variant), so variant:=large always loads the official Large
+files (ppd_ros.node.launch_configuration). use_fastdds_profile:=true (default) gives the
+node, and only the node, the shipped Fast DDS large-message profile; lifecycle:=true starts
+a managed node (autostart:=true configures and activates it).
 """
 import os
 
@@ -64,9 +64,9 @@ def generate_launch_description():
         DeclareLaunchArgument('checkpoint', default_value='',
                               description='ppd_ros .safetensors checkpoint' + KEEP + '.'),
         DeclareLaunchArgument('variant', default_value='',
-                              description='Variant of the official weights, e.g. large; given '
-                                          'without checkpoint it loads the official files'
-                                          + KEEP + '.'),
+                              description='Model variant: tiny (the shipped model) or large '
+                                          '(the official files); without checkpoint it '
+                                          "empties the params file's checkpoint" + KEEP + '.'),
         DeclareLaunchArgument('dit_checkpoint', default_value='',
                               description='Official PPD DiT weights, e.g. models/ppd.pth; '
                                           'loads the official files' + KEEP + '.'),

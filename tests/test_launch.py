@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 from ppd_ros.evaluation.node_process import parameter_text
 from ppd_ros.node.launch_configuration import (PARAMETER_ARGUMENTS, LaunchArgumentError,
@@ -115,16 +116,23 @@ def test_launch_arguments_become_typed_parameters_and_options():
     assert ros_arguments({'log_level': ''}) == []
 
 
-def test_node_given_the_variant_overrides_loads_large_not_the_params_files_tiny(tmp_path):
-    """What variant:=large hands the node on top of the shipped depth.yaml: it must look for
-    the official Large files (absent here), not run the tiny checkpoint."""
+@pytest.mark.parametrize('params_checkpoint', ['', 'models/tiny_ppd.safetensors'])
+def test_node_given_variant_large_loads_large_whatever_the_params_file_says(params_checkpoint,
+                                                                            tmp_path):
+    """What variant:=large hands the node on top of a params file, the shipped one or one that
+    names a ppd_ros checkpoint (which would win over variant): the node must look for the
+    official Large files (absent here), not run the tiny model."""
     if resolve_package_path('models/ppd.pth') is not None:
         pytest.skip('official weights installed: the node would load Large for minutes')
+    params = yaml.safe_load((REPO_ROOT / 'config' / 'depth.yaml').read_text())
+    params['/**']['ros__parameters']['checkpoint'] = params_checkpoint
+    params_file = tmp_path / 'params.yaml'
+    params_file.write_text(yaml.safe_dump(params))
     overrides = parameter_overrides({'variant': 'large'})
     args = [a for name, value in overrides.items()
             for a in ('-p', f"{name}:={parameter_text(value)}")]
     proc = subprocess.run([sys.executable, '-m', 'ppd_ros.node.depth_node', '--ros-args',
-                           '--params-file', str(REPO_ROOT / 'config' / 'depth.yaml'), *args],
+                           '--params-file', str(params_file), *args],
                           cwd=REPO_ROOT, env=ros_env(), capture_output=True, text=True,
                           timeout=60)
     output = proc.stdout + proc.stderr

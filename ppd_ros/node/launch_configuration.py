@@ -5,9 +5,9 @@ plain functions that tests run without the launch system:
 
 - parameters come from params_file first, then from the launch arguments that were given
   (an empty argument keeps the params_file's value);
-- official weights: giving variant, dit_checkpoint or encoder_checkpoint without checkpoint
-  selects the official release files, so the params file's ppd_ros checkpoint (the tiny
-  model in the shipped config/depth.yaml) is cleared; `checkpoint:=...` always wins;
+- a model chosen by variant, dit_checkpoint or encoder_checkpoint without checkpoint
+  empties a checkpoint the params file may set (a ppd_ros checkpoint wins over variant), so
+  variant:=large loads the official Large files; `checkpoint:=...` always wins;
 - the Fast DDS profile goes into the node's own environment (both variable names, so every
   Fast DDS version finds it), never into the launch's, so processes started after an include
   of this launch file do not inherit it.
@@ -31,7 +31,7 @@ PARAMETER_ARGUMENTS: dict[str, tuple[str, type]] = {
     'image_transport': ('image_transport', str),
     'qos_reliability': ('qos.reliability', str),
 }
-#: Arguments that ask for the official release files.
+#: Arguments that choose the model without a ppd_ros checkpoint.
 OFFICIAL_WEIGHT_ARGUMENTS = ('variant', 'dit_checkpoint', 'encoder_checkpoint')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
 
@@ -58,7 +58,7 @@ def parameter_overrides(values: Mapping[str, str]) -> dict[str, object]:
                                       f'{"an integer" if kind is int else "valid"}') from None
     if 'checkpoint' not in overrides and any(values.get(a, '').strip()
                                              for a in OFFICIAL_WEIGHT_ARGUMENTS):
-        overrides['checkpoint'] = ''  # the official files, not the params file's checkpoint
+        overrides['checkpoint'] = ''  # the chosen model, not the params file's checkpoint
     return overrides
 
 
