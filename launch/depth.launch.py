@@ -64,8 +64,8 @@ def generate_launch_description():
         DeclareLaunchArgument('checkpoint', default_value='',
                               description='ppd_ros .safetensors checkpoint' + KEEP + '.'),
         DeclareLaunchArgument('variant', default_value='',
-                              description='Model variant: tiny (the shipped model) or large '
-                                          '(the official files); without checkpoint it '
+                              description='Model variant: tiny (the shipped model), large or '
+                                          'large_moge (the official files); without checkpoint it '
                                           "empties the params file's checkpoint" + KEEP + '.'),
         DeclareLaunchArgument('dit_checkpoint', default_value='',
                               description='Official PPD DiT weights, e.g. models/ppd.pth; '
@@ -78,7 +78,7 @@ def generate_launch_description():
         DeclareLaunchArgument('steps', default_value='',
                               description='Diffusion sampling steps per frame' + KEEP + '.'),
         DeclareLaunchArgument('depth_mode', default_value='',
-                              description='depth.mode: relative, range or reference' + KEEP
+                              description='depth.mode: relative, range, reference or moge' + KEEP
                                           + '.'),
         DeclareLaunchArgument('depth_encoding', default_value='',
                               description='depth.encoding of depth/image: 32FC1 or 16UC1'
