@@ -55,7 +55,7 @@ def generate_launch_description():
         DeclareLaunchArgument('depth_reference', default_value='depth_reference',
                               description="Metric depth sensor_msgs/Image (16UC1 mm or 32FC1 m, "
                                           "registered to the colour image) for depth_mode "
-                                          "'reference'."),
+                                          "'reference' or 'fusion'."),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node and its outputs.'),
         DeclareLaunchArgument('params_file',
@@ -78,8 +78,8 @@ def generate_launch_description():
         DeclareLaunchArgument('steps', default_value='',
                               description='Diffusion sampling steps per frame' + KEEP + '.'),
         DeclareLaunchArgument('depth_mode', default_value='',
-                              description='depth.mode: relative, range, reference or moge' + KEEP
-                                          + '.'),
+                              description='depth.mode: relative, range, reference, moge or '
+                                          'fusion' + KEEP + '.'),
         DeclareLaunchArgument('depth_encoding', default_value='',
                               description='depth.encoding of depth/image: 32FC1 or 16UC1'
                                           + KEEP + '.'),
