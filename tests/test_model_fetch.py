@@ -2,6 +2,7 @@
 here), size checks, nothing left behind on failure."""
 import functools
 import http.server
+import os
 import threading
 
 import pytest
@@ -49,6 +50,15 @@ def test_official_files_sources_licences_and_sizes():
     assert WEIGHT_FILES['da2'].licence.startswith('CC-BY-NC-4.0')
     assert {spec.setting for spec in WEIGHT_FILES.values()} >= {'dit_checkpoint',
                                                                 'encoder_checkpoint'}
+
+
+def test_a_file_outside_the_hub_downloads_from_its_own_address(tmp_path, hub):
+    hub_url = os.environ['HF_ENDPOINT']
+    elsewhere = {'x': RemoteFile('x.pth', '', 'x', 'MIT', 'x_checkpoint', 100, 200,
+                                 f'{hub_url}/gangweix/Pixel-Perfect-Depth/resolve/main/ppd.pth')}
+    paths = fetch(['x'], tmp_path / 'm', files=elsewhere, log=lambda *_: None,
+                  download=functools.partial(url_download, progress=False))
+    assert paths == [tmp_path / 'm' / 'x.pth'] and paths[0].stat().st_size == 150
 
 
 def test_fetch_downloads_into_models_dir_and_skips_present_files(tmp_path, hub):

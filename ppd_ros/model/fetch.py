@@ -1,7 +1,9 @@
 """ppd-fetch: download the official weights into models/ (or place them there by hand).
 
-Each file is one WEIGHT_FILES entry: where its authors publish it, its licence, which setting
-takes its path, and the size range a genuine copy has. To add a file, add an entry. Files
+Each file is one WEIGHT_FILES entry: where its authors publish it (a Hugging Face hub
+repository, or any direct address), its licence, which setting takes its path, and the size
+range a genuine copy has. To add a file, add an entry (and, if it belongs to a new model, a
+name for it in DEFAULT_SELECTION or a selection of its own). Files
 are fetched over plain HTTPS (proxies from the usual environment variables; HF_ENDPOINT
 replaces https://huggingface.co, as for huggingface_hub), written under a temporary name and
 moved into place only when complete. Without a connection ppd-fetch ends at once with one
@@ -36,14 +38,17 @@ class RemoteFile:
     """One downloadable weight file."""
 
     filename: str           #: name under models/ (and on the hub)
-    repo_id: str            #: Hugging Face hub repository the authors publish it in
+    repo_id: str            #: Hugging Face hub repository the authors publish it in ('' if none)
     description: str
     licence: str
     setting: str            #: the node parameter / tool option that takes its path
     min_bytes: int          #: a genuine copy has min_bytes .. max_bytes
     max_bytes: int
+    direct_url: str = ''    #: for a file published outside the hub: its download address
 
     def url(self, endpoint: str | None = None) -> str:
+        if self.direct_url:
+            return self.direct_url
         endpoint = (endpoint or os.environ.get(ENDPOINT_ENV) or HUB).rstrip('/')
         return f'{endpoint}/{self.repo_id}/resolve/main/{self.filename}'
 
