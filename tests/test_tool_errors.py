@@ -134,6 +134,11 @@ def cases(root: Path) -> dict[str, Case]:
         'train_compare_no_report': Case('ppd-train', ['compare', str(root / 'r.json'), 'a', 'b'],
                                         ['no report', 'evaluate --json']),
         'train_no_command': Case('ppd-train', [], ['COMMAND', '--help']),
+        # ppd-export
+        'export_bad_size': Case('ppd-export', [str(root / 'exp'), '--network-size', '320'],
+                                ['expected WIDTHxHEIGHT', '--help']),
+        'export_no_size': Case('ppd-export', [str(root / 'exp'), '--checkpoint', str(TINY)],
+                               ['give exactly one of --network-size and --image-size']),
         # ppd-fetch
         'fetch_offline': Case('ppd-fetch', ['ppd'], ['cannot reach 127.0.0.1',
                                                      'copy here', 'models/ppd.pth',

@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from ppd_ros.cli import predict
+from ppd_ros.cli import export, predict
 from ppd_ros.demo import cli as demo
 from ppd_ros.evaluation import cli as evaluation
 from ppd_ros.model import fetch
@@ -15,7 +15,7 @@ from ppd_ros.training import cli as training
 
 def parsers() -> dict[str, argparse.ArgumentParser]:
     found = {}
-    for module in (predict, evaluation, synth, training, fetch, demo):
+    for module in (predict, evaluation, synth, training, fetch, demo, export):
         parser = module.build_parser()
         found[parser.prog] = parser
         for action in parser._actions:

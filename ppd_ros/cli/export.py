@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ppd_ros.cli.tool_main import ToolArgumentParser, tool_main
 from ppd_ros.pipeline.predictor_loading import parse_network_area
 
 
@@ -26,7 +27,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog='ppd-export', description=__doc__.split('\n\n')[0].replace('``', ''),
         epilog='Example: ppd-export exports/tiny_320x256 --checkpoint '
                'models/tiny_ppd.safetensors --network-size 320x256 --steps 4')
@@ -76,6 +77,7 @@ def _network_size(args: argparse.Namespace, train_area: int) -> tuple[int, int, 
     return h, w, area
 
 
+@tool_main('ppd-export')
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
