@@ -9,6 +9,7 @@ so that tools reading a folder of images can leave their own pictures out.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def plot_over_time(path: Path, times_s: list[float], panels: list[Panel], title:
         if len(panel.series) > 1:
             ax.legend(fontsize=7, loc='best')
     axes[-1, 0].set_xlabel('time since first frame [s]')
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle('\n'.join(textwrap.wrap(title, 100)), fontsize=10)
     fig.savefig(path, dpi=110, metadata={'Software': PNG_SOFTWARE})
     plt.close(fig)
     return path
