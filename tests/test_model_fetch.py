@@ -50,6 +50,13 @@ def test_official_files_sources_licences_and_sizes():
     assert WEIGHT_FILES['da2'].licence.startswith('CC-BY-NC-4.0')
     assert {spec.setting for spec in WEIGHT_FILES.values()} >= {'dit_checkpoint',
                                                                 'encoder_checkpoint'}
+    # MoGe-2's file is model.pt in its repository, kept under the repository's name here;
+    # the official copy has 1,323,815,904 bytes (fp32)
+    moge = WEIGHT_FILES['moge2']
+    assert moge.url('https://huggingface.co') == \
+        'https://huggingface.co/Ruicheng/moge-2-vitl-normal/resolve/main/model.pt'
+    assert moge.filename == 'moge-2-vitl-normal.pt' and moge.licence == 'MIT'
+    assert moge.min_bytes <= 1_323_815_904 <= moge.max_bytes
 
 
 def test_a_file_outside_the_hub_downloads_from_its_own_address(tmp_path, hub):

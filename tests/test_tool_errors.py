@@ -143,7 +143,11 @@ def cases(root: Path) -> dict[str, Case]:
         'fetch_offline': Case('ppd-fetch', ['ppd'], ['cannot reach 127.0.0.1',
                                                      'copy here', 'models/ppd.pth',
                                                      'dit_checkpoint'], 1, offline),
-        'fetch_unknown': Case('ppd-fetch', ['weights'], ['unknown file', 'ppd, da2']),
+        # MoGe-2's file is model.pt on the hub; only the node takes its path
+        'fetch_offline_moge2': Case('ppd-fetch', ['moge2'],
+                                    ['resolve/main/model.pt', 'models/moge-2-vitl-normal.pt',
+                                     'node parameters moge_checkpoint)'], 1, offline),
+        'fetch_unknown': Case('ppd-fetch', ['weights'], ['unknown file', 'ppd, da2, moge2']),
         # ppd-demo
         'demo_missing_checkpoint': Case('ppd-demo', ['--checkpoint', str(root / 'none.st')],
                                         ['none.st', 'not found', '--checkpoint PATH']),

@@ -37,7 +37,7 @@ CHUNK_BYTES = 1 << 20
 class RemoteFile:
     """One downloadable weight file."""
 
-    filename: str           #: name under models/ (and on the hub)
+    filename: str           #: name under models/ (and on the hub unless hub_filename says)
     repo_id: str            #: Hugging Face hub repository the authors publish it in ('' if none)
     description: str
     licence: str
@@ -45,12 +45,14 @@ class RemoteFile:
     min_bytes: int          #: a genuine copy has min_bytes .. max_bytes
     max_bytes: int
     direct_url: str = ''    #: for a file published outside the hub: its download address
+    hub_filename: str = ''  #: its name in the hub repository, when that differs from filename
+    tool_option: bool = True  #: the tools take its path as --<setting> too (not only the node)
 
     def url(self, endpoint: str | None = None) -> str:
         if self.direct_url:
             return self.direct_url
         endpoint = (endpoint or os.environ.get(ENDPOINT_ENV) or HUB).rstrip('/')
-        return f'{endpoint}/{self.repo_id}/resolve/main/{self.filename}'
+        return f'{endpoint}/{self.repo_id}/resolve/main/{self.hub_filename or self.filename}'
 
 
 def size_range(params: int) -> tuple[int, int]:
@@ -66,6 +68,11 @@ WEIGHT_FILES: dict[str, RemoteFile] = {
                       'Depth-Anything-V2 ViT-L, the semantics encoder of PPD-Large',
                       'CC-BY-NC-4.0 (non-commercial)', 'encoder_checkpoint',
                       *size_range(335_315_649)),
+    # published as model.pt; kept under its repository's name beside the other files
+    'moge2': RemoteFile('moge-2-vitl-normal.pt', 'Ruicheng/moge-2-vitl-normal',
+                        "MoGe-2 ViT-L, metric geometry for depth.mode moge and large_moge's "
+                        'semantics encoder', 'MIT', 'moge_checkpoint',
+                        *size_range(330_901_550), hub_filename='model.pt', tool_option=False),
 }
 #: The files of --variant large (the default selection).
 DEFAULT_SELECTION = ('ppd', 'da2')
@@ -111,9 +118,11 @@ def by_hand(specs: Sequence[RemoteFile], destination: Path) -> str:
     """How to place the files without ppd-fetch."""
     steps = '; '.join(f'{spec.url()} -> {destination / spec.filename}' for spec in specs)
     settings = ' / '.join(dict.fromkeys(spec.setting for spec in specs))
-    options = ' / '.join('--' + setting.replace('_', '-') for setting in settings.split(' / '))
+    options = ' / '.join(dict.fromkeys('--' + spec.setting.replace('_', '-')
+                                       for spec in specs if spec.tool_option))
     return (f'download on a machine with internet and copy here: {steps} (or give the paths '
-            f'with the node parameters {settings}, tool options {options})')
+            f'with the node parameters {settings}' + (f', tool options {options})' if options
+                                                       else ')'))
 
 
 def fetch(names: Sequence[str] = DEFAULT_SELECTION, destination: str | Path | None = None, *,
