@@ -165,6 +165,9 @@ def test_missing_checkpoint_error_names_path_and_fetch_helper():
     assert 'models/missing_tiny.safetensors' in str(err.value) and 'ppd-fetch' in str(err.value)
     with pytest.raises(ModelUnavailableError, match='dit_checkpoint'):
         load_predictor_from_paths('', 'models/missing_ppd.pth', 'models/missing_da2.pth', 'large')
+    # a file ppd-fetch knows is named with the command that fetches it
+    with pytest.raises(ModelUnavailableError, match='`ppd-fetch da2`'):
+        load_predictor_from_paths('', __file__, 'elsewhere/depth_anything_v2_vitl.pth', 'large')
 
 
 def test_variant_picks_the_weights_unless_a_checkpoint_is_given():

@@ -94,8 +94,13 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
             get = ('The tiny model ships with ppd_ros (restore it with `git checkout -- '
                    f'{TINY_CHECKPOINT}`)')
         else:
-            get = ('Download the official weights with `ppd-fetch` (they go to models/), or '
-                   'place the file there by hand')
+            from ppd_ros.model.fetch import WEIGHT_FILES
+            fetchable = [name for name, spec in WEIGHT_FILES.items()
+                         if spec.filename == Path(path).name]
+            get = (f'Download it with `ppd-fetch {fetchable[0]}` (into models/)' if fetchable
+                   else 'Download the official weights with `ppd-fetch` (they go to models/; '
+                        'models/README.md lists every file and where it comes from)')
+            get += ', or place the file there by hand'
         raise ModelUnavailableError(f"{what} '{path}' not found (looked in: {looked}). {get}, "
                                     f'or {hint}.')
     return resolved
