@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from ppd_ros.model.fetch import WEIGHT_FILES, FetchError, RemoteFile, fetch, url_download
+from ppd_ros.model.fetch import (WEIGHT_FILES, FetchError, ManualFileError, RemoteFile, fetch,
+                                 url_download)
 
 SMALL_FILES = {
     'ppd': RemoteFile('ppd.pth', 'gangweix/Pixel-Perfect-Depth', 'dit', 'Apache-2.0',
@@ -102,3 +103,44 @@ def test_an_http_error_names_the_url(tmp_path, hub):
         fetch(['x'], models, files=missing, log=lambda *_: None,
               download=functools.partial(url_download, progress=False))
     assert list(models.iterdir()) == []   # no partial file; the folder was there before
+
+
+def test_moge_files_sources_licences_and_hub_name():
+    moge = WEIGHT_FILES['moge2']
+    assert moge.url('https://huggingface.co') == \
+        'https://huggingface.co/Ruicheng/moge-2-vitl-normal/resolve/main/model.pt'
+    assert moge.filename == 'moge-2-vitl-normal.pt' and moge.licence == 'MIT'
+    assert moge.min_bytes == 2 * 330_901_550
+    dit = WEIGHT_FILES['ppd_moge']
+    assert dit.repo_id == '' and 'gangweix/pixel-perfect-depth' in dit.manual_source
+    assert (dit.min_bytes, dit.max_bytes) == (WEIGHT_FILES['ppd'].min_bytes,
+                                              WEIGHT_FILES['ppd'].max_bytes)
+
+
+def test_a_file_off_the_hub_is_checked_when_placed_and_explained_when_missing(tmp_path):
+    files = {'ppd_moge': RemoteFile('ppd_moge.pth', '', 'dit', '?', 'dit_checkpoint', 100, 200,
+                                    manual_source='a file-sharing link')}
+    models = tmp_path / 'models'
+
+    def no_download(url, target):
+        raise AssertionError('a file off the hub is never downloaded')
+
+    with pytest.raises(ManualFileError, match='only on a file-sharing link.*'
+                       'ppd_moge.pth, or give its path with dit_checkpoint'):
+        fetch(['ppd_moge'], models, files=files, download=no_download, log=lambda *_: None)
+    assert not models.exists()
+    models.mkdir()
+    (models / 'ppd_moge.pth').write_bytes(b'\0' * 150)   # placed by hand
+    assert fetch(['ppd_moge'], models, files=files, download=no_download,
+                 log=lambda *_: None) == [models / 'ppd_moge.pth']
+    (models / 'ppd_moge.pth').write_bytes(b'\0' * 50)
+    with pytest.raises(FetchError, match='50 bytes'):
+        fetch(['ppd_moge'], models, files=files, download=no_download, log=lambda *_: None)
+
+
+def test_ppd_fetch_says_where_a_missing_manual_file_comes_from_in_one_line(tmp_path, capsys):
+    from ppd_ros.model.fetch import main
+    assert main(['ppd_moge', '--models-dir', str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'Google Drive link' in err[0] and 'dit_checkpoint' in err[0]
+    assert str(tmp_path / 'ppd_moge.pth') in err[0]

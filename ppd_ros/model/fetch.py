@@ -47,10 +47,13 @@ class RemoteFile:
     direct_url: str = ''    #: for a file published outside the hub: its download address
     hub_filename: str = ''  #: its name in the hub repository, when that differs from filename
     tool_option: bool = True  #: the tools take its path as --<setting> too (not only the node)
+    manual_source: str = ''  #: where to get it by hand when neither hub nor address serves it
 
     def url(self, endpoint: str | None = None) -> str:
         if self.direct_url:
             return self.direct_url
+        if not self.repo_id:
+            return self.manual_source
         endpoint = (endpoint or os.environ.get(ENDPOINT_ENV) or HUB).rstrip('/')
         return f'{endpoint}/{self.repo_id}/resolve/main/{self.hub_filename or self.filename}'
 
@@ -73,15 +76,26 @@ WEIGHT_FILES: dict[str, RemoteFile] = {
                         "MoGe-2 ViT-L, metric geometry for depth.mode moge and large_moge's "
                         'semantics encoder', 'MIT', 'moge_checkpoint',
                         *size_range(330_901_550), hub_filename='model.pt', tool_option=False),
+    'ppd_moge': RemoteFile('ppd_moge.pth', '', 'PPD DiT trained with MoGe-2 semantics, 499.8M '
+                           'parameters (dit.* keys)', 'not stated beside the file (the PPD code '
+                           'is Apache-2.0)', 'dit_checkpoint', *size_range(499_842_112),
+                           manual_source='the Google Drive link in the README of '
+                                         'github.com/gangweix/pixel-perfect-depth'),
 }
 #: The files of --variant large (the default selection).
 DEFAULT_SELECTION = ('ppd', 'da2')
+#: The files of --variant large_moge (ppd_moge.pth is downloaded by hand, then checked here).
+LARGE_MOGE_SELECTION = ('moge2', 'ppd_moge')
 
 Downloader = Callable[[str, Path], None]
 
 
 class FetchError(RuntimeError):
     """A download that could not be done or gave an implausible file."""
+
+
+class ManualFileError(FetchError):
+    """A file that is not on the hub is missing (the message says where to get it)."""
 
 
 def url_download(url: str, target: Path, progress: bool = True) -> None:
@@ -145,6 +159,10 @@ def fetch(names: Sequence[str] = DEFAULT_SELECTION, destination: str | Path | No
                 log(f'{name}: {target} already present')
                 paths.append(target)
                 continue
+            if not spec.repo_id and not spec.direct_url:
+                raise ManualFileError(f'{spec.filename} is published only on {spec.manual_source}: '
+                                 f'download it in a browser to {target}, or give its path '
+                                 f'with {spec.setting}')
             destination.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(target.name + '.partial')
             try:
@@ -192,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       download=lambda url, target: url_download(url, target,
                                                                 not args.no_progress),
                       log=lambda line: print(f'{PROG}: {line}', file=sys.stderr))
+    except ManualFileError as error:
+        raise ToolError(str(error), 1) from None
     except FetchError as error:
         specs = [WEIGHT_FILES[name] for name in names]
         raise ToolError(f'{error}; {by_hand(specs, destination)}', 1) from None
