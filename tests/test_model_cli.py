@@ -164,3 +164,36 @@ def test_model_and_cli_import_no_rclpy():
     code = ('import sys, ppd_ros.model, ppd_ros.model.fetch, ppd_ros.cli.predict; '
             'sys.exit(int(any(m.split(".")[0] == "rclpy" for m in sys.modules)))')
     assert subprocess.run([sys.executable, '-c', code], timeout=120).returncode == 0
+
+
+def test_moge_writes_the_authors_metric_cloud_with_estimated_or_given_intrinsics(tmp_path):
+    """--moge with the shipped tiny PPD and tiny MoGe-2: metric depth at the network size and
+    the mask back-projected in metres, with MoGe-2's intrinsics or the camera's."""
+    from ppd_ros.synthetic import generate_frame
+    frame = generate_frame(1_000_003, 128, 96, hfov_deg=70.0)
+    image = tmp_path / 'room.png'
+    cv2.imwrite(str(image), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+    args = [str(image), '--device', 'cpu', '--ply', '--moge', '--num-threads', '1']
+    assert main([*args, '--outdir', str(tmp_path / 'est')]) == 0
+    metric = np.load(tmp_path / 'est' / 'room_metric_depth.npy')
+    points, colors, comments = read_ply(tmp_path / 'est' / 'room_metric.ply')
+    assert metric.shape == (96, 128) and colors is not None and 0 < len(points) <= metric.size
+    assert np.isfinite(points).all() and (points[:, 2] > 0).all()
+    ok = frame.valid
+    assert np.median(np.abs(metric[ok] - frame.depth[ok]) / frame.depth[ok]) < 0.5   # metres
+    assert any('MoGe-2 estimate' in c for c in comments)
+    assert any('half a pixel' in c for c in comments)
+    intr = frame.intrinsics
+    assert main([*args, '--outdir', str(tmp_path / 'cam'), '--fx', str(intr.fx), '--fy',
+                 str(intr.fy), '--cx', str(intr.cx), '--cy', str(intr.cy)]) == 0
+    _, _, comments = read_ply(tmp_path / 'cam' / 'room_metric.ply')
+    assert any('the given camera' in c and f'fx {intr.fx:.3f}' in c for c in comments)
+
+
+def test_moge_refuses_a_manual_metric_fit_in_one_line(tmp_path, capsys):
+    image = tmp_path / 'c.png'
+    cv2.imwrite(str(image), np.full((32, 48, 3), 90, dtype=np.uint8))
+    assert main([str(image), '--moge', '--metric-fit', '1', '0', '--outdir',
+                 str(tmp_path / 'out')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and '--metric-fit' in err[0]

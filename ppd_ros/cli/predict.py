@@ -10,7 +10,14 @@ For every image ``<stem>`` it writes into --outdir (never over an input image):
   log-depth alignment log(1 + Z) = A * depth + B (Z in metres). The relative cloud uses
   Z = exp(depth): shape up to an unknown log-affine distortion, no unit. Points are in the
   camera optical frame (x right, y down, z forward), with intrinsics from --fx/--fy/--cx/--cy
-  or a square-pixel camera of --hfov degrees.
+  or a square-pixel camera of --hfov degrees;
+* with --moge (metric depth from one image, the node's depth.mode moge): PPD's output fitted to
+  MoGe-2's metric depth over its mask as the authors' run_point_cloud.py does
+  (ppd_ros.pipeline.moge_point_cloud), ``<stem>_metric_depth.npy`` float32 metres at the
+  network resolution, and with --ply ``<stem>_metric.ply``: the mask's pixels back-projected
+  with MoGe-2's estimated intrinsics, or the camera's from --fx/--fy/--cx/--cy (MoGe-2 then
+  solves only the depth shift). Pixel centres follow MoGe-2 and CameraInfo (cx = 0.5 w - 0.5),
+  half a pixel from run_point_cloud.py's cx = 0.5 w; the PLY's comments say so.
 
 The model options and their defaults are those of depth_node and ppd-eval: the shipped tiny
 model unless --variant large (official weights, ``ppd-fetch``) or --checkpoint says otherwise.
@@ -51,8 +58,10 @@ def output_paths(image: Path, outdir: Path, args: argparse.Namespace) -> dict[st
     """What ppd-predict writes for ``image``."""
     stem = image.stem
     paths = {'depth': outdir / f'{stem}_relative_depth.npy', 'picture': outdir / f'{stem}_depth.png'}
+    if args.moge:
+        paths['metric_depth'] = outdir / f'{stem}_metric_depth.npy'
     if args.ply:
-        kind = 'relative' if args.metric_fit is None else 'metric'
+        kind = 'relative' if args.metric_fit is None and not args.moge else 'metric'
         paths['ply'] = outdir / f'{stem}_{kind}.ply'
     return paths
 
@@ -132,6 +141,36 @@ def write_point_cloud(path: Path, rgb: np.ndarray, depth: np.ndarray,
     return write_ply(path, xyz[keep], colors[keep], comments)
 
 
+def write_moge_outputs(paths: dict[str, Path], rgb: np.ndarray, pred, depth_predictor) -> None:
+    """--moge: the authors' metric cloud of one frame (its depth, and the PLY with --ply)."""
+    from ppd_ros.geometry.ply import write_ply
+    from ppd_ros.model.preprocess import resize_keep_aspect
+    from ppd_ros.pipeline.moge_point_cloud import metric_cloud
+    rgb_network = resize_keep_aspect(rgb, depth_predictor.network_area)
+    cloud = metric_cloud(pred.network_depth, pred.geometry, rgb_network)
+    np.save(paths['metric_depth'], cloud.metric_depth)
+    if 'ply' in paths:
+        comments = list(cloud.comments)
+        if cloud.fallback:
+            comments.append(f'fit fallback: {cloud.fallback}')
+        write_ply(paths['ply'], cloud.points, cloud.colors, comments)
+
+
+def load_moge_model(options, args: argparse.Namespace):
+    """(MetricDepthPredictor, info) for --moge: PPD as the model options say, MoGe-2 from
+    --moge-checkpoint (or, for --variant large_moge, the encoder file itself)."""
+    from ppd_ros.pipeline.geometry_loading import load_metric_predictor_from_paths
+    if options.backend != 'torch':
+        raise ToolError(f'--moge runs on the torch backend only; drop --backend {options.backend}')
+    files = options.resolved_weight_files()
+    predictor = load_metric_predictor_from_paths(
+        str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
+        str(files.get('encoder_checkpoint', '')), args.moge_checkpoint, options.variant,
+        options.device, options.precision, options.num_threads, options.network_area,
+        upsampling=options.upsampling)
+    return predictor, {'name': f'{predictor.config.name} + MoGe-2'}
+
+
 def write_picture(path: Path, image: Path, rgb: np.ndarray, depth: np.ndarray,
                   model_label: str, steps: int) -> Path:
     from ppd_ros.evaluation.report_figures import side_by_side_picture
@@ -161,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help='metric PLY with log(1 + Z) = A * depth + B (Z in metres)')
     cloud.add_argument('--ply-stride', type=int, default=1,
                        help='keep every n-th row and column (default 1)')
+    from ppd_ros.pipeline.geometry_loading import DEFAULT_MOGE_CHECKPOINT
+    moge = parser.add_argument_group('metric depth from MoGe-2 (depth.mode moge)')
+    moge.add_argument('--moge', action='store_true',
+                      help="metric depth and, with --ply, the metric cloud the way the authors' "
+                           'run_point_cloud.py makes it; intrinsics from --fx/--fy/--cx/--cy or '
+                           "MoGe-2's estimate")
+    moge.add_argument('--moge-checkpoint', default=DEFAULT_MOGE_CHECKPOINT,
+                      help='MoGe-2 weights: an official model.pt or a ppd_ros MoGe-2 file '
+                           '(default %(default)s); unused with --variant large_moge, whose '
+                           '--encoder-checkpoint is MoGe-2')
     return parser
 
 
@@ -181,35 +230,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ToolError(f'--ply-stride must be >= 1, got {args.ply_stride}')
     if args.metric_fit is not None and not np.isfinite(args.metric_fit).all():
         raise ToolError(f'--metric-fit needs two finite numbers, got {args.metric_fit}')
+    if args.moge and args.metric_fit is not None:
+        raise ToolError('--moge fits the metric depth itself; drop --metric-fit')
     images = list_images(args.inputs)
     if not images:
         raise ToolError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.inputs)}")
     outdir = Path(args.outdir)
     check_outputs(images, outdir, args)
-    if args.ply:
+    if args.ply or args.moge:
         check_intrinsics_arguments(args)  # before loading weights
-        if args.fx is None:
+        if args.fx is None and not args.moge:
             camera_for(args, 2, 2)        # a usable --hfov
     notice = options.notice()
     if notice:
         print(f'{PROG}: note: {notice}', file=sys.stderr)
-    predictor, info = load_model(options)
+    predictor, info = load_moge_model(options, args) if args.moge else load_model(options)
     outdir.mkdir(parents=True, exist_ok=True)
     seed = None if options.seed < 0 else options.seed
     failed = 0
     for image in tqdm(images, desc=PROG, unit='img', disable=len(images) < 2):
         try:
             rgb = read_rgb(image)
-            camera = camera_for(args, rgb.shape[1], rgb.shape[0]) if args.ply else None
+            camera = (camera_for(args, rgb.shape[1], rgb.shape[0])
+                      if args.ply or (args.moge and args.fx is not None) else None)
         except ValueError as error:  # unreadable file: report it, keep going with the rest
             tqdm.write(f'{PROG}: error: {error}; skipped', file=sys.stderr)
             failed += 1
             continue
-        pred = predictor.predict(rgb, steps=options.steps, seed=seed)
         paths = output_paths(image, outdir, args)
+        if args.moge:
+            from ppd_ros.model.moge2_geometry import KnownIntrinsics
+            known = None if args.fx is None else KnownIntrinsics(camera.fx, camera.fy,
+                                                                 camera.cx, camera.cy)
+            pred = predictor.predict(rgb, steps=options.steps, seed=seed, camera=known)
+        else:
+            pred = predictor.predict(rgb, steps=options.steps, seed=seed)
         np.save(paths['depth'], pred.depth)
         write_picture(paths['picture'], image, rgb, pred.depth, info['name'], options.steps)
-        if args.ply:
+        if args.moge:
+            try:
+                write_moge_outputs(paths, rgb, pred, predictor.depth)
+            except ValueError as error:   # e.g. MoGe-2 masked out the whole image
+                tqdm.write(f'{PROG}: error: {image}: {error}; no metric output', file=sys.stderr)
+                failed += 1
+        elif args.ply:
             write_point_cloud(paths['ply'], rgb, pred.depth, args, camera)
     print(f'wrote {len(images) - failed} result(s) to {outdir}'
           + (f'; {failed} unreadable image(s) skipped' if failed else ''))
