@@ -5,7 +5,8 @@ The shipped tiny PPD and tiny MoGe-2 (models/), a probe publishing a 640x480 pro
                   intrinsics, and the log (once) and /diagnostics say so
   CameraInfo      depth/camera_info is the camera's (scaled with output_scale); MoGe-2 solves
                   only the depth shift
-  require         moge.require_camera_info true without CameraInfo: no metric output
+  require         moge.require_camera_info true and an unusable CameraInfo (NaN K): no metric
+                  output, and the reason in the log
 """
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from ros_helpers import (NAMESPACE, PROBE_K, REPO_ROOT, NodeProcess, by_stamp, r
 METRIC, INFO, POINTS, RELATIVE = (f'{NAMESPACE}/{t}' for t in (
     'depth/image', 'depth/camera_info', 'points', 'depth/relative'))
 PHASE = 6
-NO_INFO, WITH_INFO = range(2)
+NO_INFO, WITH_INFO, REQUIRED = range(3)
 
 
 @pytest.fixture(scope='module')
@@ -39,6 +40,7 @@ def session(tmp_path_factory):
                 {'mark': 'camera_info'},
                 {'set_parameters': {'depth.mode': 'relative'}},
                 {'set_parameters': {'depth.mode': 'moge', 'moge.require_camera_info': True}},
+                {'kind': 'nan_k', 'count': PHASE},
             ],
             'record': [METRIC, INFO, POINTS, '/diagnostics'],
             'wait_for_outputs': [METRIC, INFO, POINTS],
@@ -94,6 +96,12 @@ def test_the_log_and_diagnostics_say_where_the_intrinsics_come_from(session):
     assert result['marks']['camera_info']['intrinsics'] == 'CameraInfo'
     assert result['marks']['camera_info']['depth mode'] == 'moge'
     assert returncode == 0 and 'Traceback' not in output
+
+
+def test_required_camera_info_that_is_unusable_gives_no_metric_output(session):
+    result, output, _ = session
+    assert not _phase(result, METRIC, REQUIRED) and not _phase(result, POINTS, REQUIRED)
+    assert "depth.mode 'moge' with moge.require_camera_info: no usable CameraInfo" in output
 
 
 def test_moge_mode_can_be_left_and_entered_again(session):
