@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ppd_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ppd_ros.model.checkpoint import (CheckpointError, load_checkpoint, read_safetensors,
+                                      save_checkpoint)
 from ppd_ros.model.moge2_checkpoint import load_moge2
 from ppd_ros.model.pixel_perfect_depth import build_model
 from ppd_ros.synthetic import generate_frame, optical_rays
@@ -110,8 +111,13 @@ def test_shipped_tiny_moge2_matches_manifest_loads_and_fits_the_budget():
     assert sum(p.stat().st_size for p in MODELS.glob('tiny_*.safetensors')) <= 20 * 10 ** 6
     model = load_moge2(path)                       # backbone from tiny_ppd.safetensors
     ppd = load_checkpoint(MODELS / 'tiny_ppd.safetensors')
-    assert torch.equal(model.encoder.backbone.blocks[11].attn.qkv.weight,
-                       ppd.encoder.blocks[11].attn.qkv.weight)
+    stored = {k.split('.')[3] for k in read_safetensors(path)
+              if k.startswith('encoder.backbone.blocks.')}
+    assert stored == {'7', '8', '9', '10', '11'}    # the blocks training changed
+    assert torch.equal(model.encoder.backbone.blocks[6].attn.qkv.weight,
+                       ppd.encoder.blocks[6].attn.qkv.weight)          # borrowed
+    assert not torch.equal(model.encoder.backbone.blocks[11].attn.qkv.weight,
+                           ppd.encoder.blocks[11].attn.qkv.weight)     # stored, overrides
 
 
 def test_trained_backbone_blocks_are_stored_and_override_the_borrowed_ones(tmp_path,
