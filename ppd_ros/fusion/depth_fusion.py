@@ -84,6 +84,7 @@ class FusedDepth:
 
 
 _SQUARE_3 = np.ones((3, 3), np.uint8)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Radii are pixels of an image this wide (scaled to the working grid's width).
 RADII_WIDTH = 320
 #: The surface search reaches at least this far (working-grid px), past a sensor's flying
@@ -105,9 +106,14 @@ class SensorPixels:
     """Which sensor pixels fusion keeps, and the surfaces around its flying pixels."""
     kept: np.ndarray      #: uint8, 255: in range and not a flying pixel
     flying: np.ndarray    #: uint8, 255: a flying pixel (module doc, point 1)
-    nearest: np.ndarray   #: float32, smallest valid depth of the 3 x 3 neighbourhood
-    farthest: np.ndarray  #: float32, largest valid depth of the 3 x 3 neighbourhood
     flying_index: np.ndarray  #: flat indices of the flying pixels
+    nearest: np.ndarray   #: float32 per flying pixel: smallest valid depth of its 3 x 3
+    farthest: np.ndarray  #: float32 per flying pixel: largest valid depth of its 3 x 3
+
+
+#: Rows per strip of the sensor test: a strip's temporaries stay in the CPU's cache, which
+#: makes the test about a third faster on a camera-sized image than whole-image passes.
+SENSOR_STRIP_ROWS = 48
 
 
 def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
@@ -115,18 +121,52 @@ def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
     """Kept and flying sensor pixels: a flying pixel is in range, with a valid 8-neighbour
     more than ``step`` (relative) nearer and one more than ``step`` farther, i.e. a mixed
     foreground / background return."""
-    valid = sensor_in_range(sensor_m, min_m, max_m)
-    masked = np.full_like(sensor_m, np.inf)
-    cv2.copyTo(sensor_m, valid, masked)
-    nearest = cv2.erode(masked, _SQUARE_3)
-    masked.fill(0)
-    cv2.copyTo(sensor_m, valid, masked)
-    farthest = cv2.dilate(masked, _SQUARE_3)
+    height, width = sensor_m.shape
+    kept = np.empty((height, width), np.uint8)
+    flying = np.empty((height, width), np.uint8)
+    index, nearest, farthest = [], [], []
+    for top in range(0, height, SENSOR_STRIP_ROWS):
+        bottom = min(top + SENSOR_STRIP_ROWS, height)
+        first, last = max(top - 1, 0), min(bottom + 1, height)   # with the neighbour rows
+        near, far = _valid_extremes(sensor_m[first:last], min_m, max_m)
+        rows = slice(top - first, bottom - first)
+        strip_flying = _flying_test(sensor_m[top:bottom], near[rows], far[rows], step,
+                                    flying[top:bottom])
+        cv2.subtract(sensor_in_range(sensor_m[top:bottom], min_m, max_m), strip_flying,
+                     dst=kept[top:bottom])
+        at = np.flatnonzero(strip_flying > 0)
+        if len(at):
+            index.append(at + top * width)
+            nearest.append(near[rows].reshape(-1)[at])
+            farthest.append(far[rows].reshape(-1)[at])
+    if not index:
+        none = np.zeros(0, np.float32)
+        return SensorPixels(kept, flying, np.zeros(0, np.intp), none, none)
+    return SensorPixels(kept, flying, np.concatenate(index), np.concatenate(nearest),
+                        np.concatenate(farthest))
+
+
+def _valid_extremes(sensor_m: np.ndarray, min_m: float,
+                    max_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest in-range depth of each pixel's 3 x 3 neighbourhood (inf and 0
+    where there is none)."""
+    nearest = np.full_like(sensor_m, np.inf)
+    cv2.copyTo(sensor_m, sensor_in_range(sensor_m, min_m, max_m), nearest)
+    farthest = cv2.threshold(nearest, _FLOAT32_MAX, 0, cv2.THRESH_TOZERO_INV)[1]  # inf -> 0
+    cv2.erode(nearest, _SQUARE_3, dst=nearest)
+    cv2.dilate(farthest, _SQUARE_3, dst=farthest)
+    return nearest, farthest
+
+
+def _flying_test(sensor_m: np.ndarray, nearest: np.ndarray, farthest: np.ndarray,
+                 step: float, out: np.ndarray) -> np.ndarray:
+    """uint8 mask (in ``out``), 255 where the sensor is more than ``step`` (relative)
+    farther than ``nearest`` and nearer than ``farthest``."""
     with np.errstate(over='ignore'):
-        flying = cv2.compare(sensor_m, nearest * np.float32(1 + step), cv2.CMP_GT)
-    flying &= cv2.compare(farthest * np.float32(1 / (1 + step)), sensor_m, cv2.CMP_GT)
-    return SensorPixels(cv2.subtract(valid, flying), flying, nearest, farthest,
-                        np.flatnonzero(flying > 0))
+        bound = nearest * np.float32(1 + step)
+    cv2.compare(sensor_m, bound, cv2.CMP_GT, dst=out)
+    np.multiply(farthest, np.float32(1 / (1 + step)), out=bound)
+    return cv2.bitwise_and(out, cv2.compare(bound, sensor_m, cv2.CMP_GT), dst=out)
 
 
 def kept_sensor(sensor_m: np.ndarray, min_m: float, max_m: float, step: float) -> np.ndarray:
@@ -139,12 +179,12 @@ def repair_flying(fused_log: np.ndarray, sensor: SensorPixels, done: np.ndarray 
     """Flying pixels (not already ``done``) keep ``fused_log`` where it lies within
     ``tolerance`` (log) of the nearest or the farthest depth of their neighbourhood, and take
     the nearer of those two otherwise (in place); returns their flat indices."""
-    pixels = sensor.flying_index
+    pixels, near, far = sensor.flying_index, sensor.nearest, sensor.farthest
     if done is not None:
-        pixels = pixels[done.reshape(-1)[pixels] == 0]
+        todo = done.reshape(-1)[pixels] == 0
+        pixels, near, far = pixels[todo], near[todo], far[todo]
     if len(pixels):
-        near = np.log1p(sensor.nearest.reshape(-1)[pixels])
-        far = np.log1p(sensor.farthest.reshape(-1)[pixels])
+        near, far = np.log1p(near), np.log1p(far)
         guess = fused_log.reshape(-1)[pixels]
         to_near, to_far = np.abs(guess - near), np.abs(guess - far)
         snapped = np.where(to_near <= to_far, near, far)
@@ -245,7 +285,7 @@ def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None
         timings['working_grid'] = time.perf_counter() - start
         fused_log = grid.surface_log
         kept = grid.kept.astype(np.uint8) * np.uint8(255)
-        snapped = grid.snapped.astype(np.uint8)
+        snapped = grid.snapped.reshape(-1)
     else:
         size = (max(2, round(width / factor)), max(2, round(height / factor)))
         small_rgb = (None if rgb is None
@@ -255,23 +295,20 @@ def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None
             cv2.resize(sensor_m, size, interpolation=cv2.INTER_NEAREST_EXACT), small_rgb, s)
         clock = time.perf_counter()
         timings['working_grid'] = clock - start
-        fused_log, kept, repaired = _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid,
-                                                     s)
-        snapped = np.zeros(kept.shape, np.uint8)
-        snapped.reshape(-1)[repaired] = 1
+        fused_log, kept, snapped = _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid,
+                                                    s)
         timings['full_resolution'] = time.perf_counter() - clock
     # PPD-filled depth outside [min_m, max_m] is invalid; kept sensor depth is inside
     usable = cv2.inRange(fused_log, float(np.log1p(s.min_m)), float(np.log1p(s.max_m)))
-    depth = np.expm1(fused_log)
+    depth = np.expm1(fused_log, out=fused_log)
     cv2.copyTo(sensor_m, kept, depth)
-    usable |= kept
-    unusable = cv2.bitwise_not(usable)
-    if cv2.countNonZero(unusable):
-        cv2.copyTo(_nan_image(depth.shape), unusable, depth)
+    cv2.bitwise_or(usable, kept, dst=usable)
+    if cv2.countNonZero(usable) < usable.size:
+        cv2.copyTo(_nan_image(depth.shape), cv2.bitwise_not(usable), depth)
     source = None
     if with_source:
         source = np.full(depth.shape, SOURCE_PPD, np.uint8)
-        source[snapped > 0] = SOURCE_EDGE
+        source.reshape(-1)[snapped] = SOURCE_EDGE
         source[kept > 0] = SOURCE_SENSOR
         source[usable == 0] = SOURCE_NONE
     timings['total'] = time.perf_counter() - start
@@ -280,19 +317,21 @@ def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None
 
 def _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid: _WorkingGrid,
                      s: FusionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fused log depth, kept uint8 mask, repaired flat indices) at the image's size from
+    """(fused log depth, kept uint8 mask, flat indices of the repaired pixels) at the
+    image's size from
     the working grid: corrected PPD everywhere, the working grid's surfaces near sensor
     steps (upsampled edge-aware with the colour image), the sensor's flying pixels (tested
     at full resolution) on the neighbouring surface nearer to that."""
     height, width = ppd_log.shape
     fused_log = cv2.resize(grid.slope, (width, height), interpolation=cv2.INTER_LINEAR)
     fused_log *= ppd_log
-    fused_log += cv2.resize(grid.shift, (width, height), interpolation=cv2.INTER_LINEAR)
+    scratch = cv2.resize(grid.shift, (width, height), interpolation=cv2.INTER_LINEAR)
+    fused_log += scratch
     near_steps = cv2.resize(grid.near_steps.view(np.uint8), (width, height),
                             interpolation=cv2.INTER_NEAREST_EXACT)
     surface, at_steps = upsample_at_steps(grid.surface_log, height, width, rgb, small_rgb,
                                           float(np.log1p(s.step)), s.colour_margin,
-                                          grid.near_steps)
+                                          grid.near_steps, out=scratch)
     cv2.copyTo(surface, near_steps, fused_log)
     pixels = sensor_pixels(sensor_m, s.min_m, s.max_m, s.flying_step)
     repaired = repair_flying(fused_log, pixels)

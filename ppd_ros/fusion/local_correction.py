@@ -58,8 +58,8 @@ def correction_fields(ppd_log: np.ndarray, reference_log: np.ndarray, valid: np.
     finer one, so that the wide windows cost no more than the narrow one."""
     guide = np.asarray(ppd_log, dtype=np.float32)
     weight = valid.astype(np.float32)
-    target = np.where(valid, reference_log, np.float32(0)).astype(np.float32)
-    n_valid = float(weight.sum())
+    target = np.where(valid, reference_log, np.float32(0)).astype(np.float32, copy=False)
+    n_valid = float(np.count_nonzero(valid))
     offset = float((target - guide * weight).sum() / n_valid) if n_valid else 0.0
     wi = weight * guide
     sums = np.stack([weight, wi, weight * target], axis=-1)    # n, I, p

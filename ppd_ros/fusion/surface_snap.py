@@ -57,6 +57,19 @@ def _window_range(for_min: np.ndarray, for_max: np.ndarray, radius: int):
     return cv2.erode(for_min, square), cv2.dilate(for_max, square)
 
 
+def _window_sums_at(image: np.ndarray, radius: int, pixels: np.ndarray) -> np.ndarray:
+    """_window_sum's (pixels, channels) values at the flat indices ``pixels`` only, from
+    an integral image in float64: exact (the same as _window_sum) for integer-valued
+    images, e.g. colours times 0 / 1 weights."""
+    height, width = image.shape[:2]
+    table = cv2.integral(image, sdepth=cv2.CV_64F).reshape(height + 1, width + 1, -1)
+    rows, cols = np.divmod(pixels, width)
+    top, bottom = np.maximum(rows - radius, 0), np.minimum(rows + radius + 1, height)
+    left, right = np.maximum(cols - radius, 0), np.minimum(cols + radius + 1, width)
+    sums = table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]
+    return sums.astype(np.float32)
+
+
 def snap_to_surfaces(trusted_log: np.ndarray, guess_log: np.ndarray, min_step: float,
                      radius: int, rgb: np.ndarray | None = None,
                      colour_margin: float = DEFAULT_COLOUR_MARGIN,
@@ -69,7 +82,7 @@ def snap_to_surfaces(trusted_log: np.ndarray, guess_log: np.ndarray, min_step: f
     for_min = np.where(trusted, trusted_log, np.float32(np.inf))
     for_max = np.where(trusted, trusted_log, np.float32(-np.inf))
     low, high = _window_range(for_min, for_max, radius)
-    wide_low, wide_high = _window_range(for_min, for_max, 2 * radius)
+    wide_low, wide_high = _window_range(low, high, radius)   # the range within 2 radius
     with np.errstate(invalid='ignore', over='ignore'):
         spread = high - low
         wide_spread = wide_high - wide_low
@@ -105,8 +118,8 @@ def snap_to_surfaces(trusted_log: np.ndarray, guess_log: np.ndarray, min_step: f
     by_colour = np.zeros(len(pixels), dtype=bool)
     if rgb is not None:
         colour = rgb.astype(np.float32)
-        near_colour = _window_sum(colour * near[..., None], radius).reshape(-1, 3)[pixels]
-        all_colour = _window_sum(colour * weight[..., None], radius).reshape(-1, 3)[pixels]
+        near_colour = _window_sums_at(colour * near[..., None], radius, pixels)
+        all_colour = _window_sums_at(colour * weight[..., None], radius, pixels)
         own = colour.reshape(-1, 3)[pixels]
         to_near = np.linalg.norm(own - near_colour / n_near[:, None], axis=1)
         to_far = np.linalg.norm(own - (all_colour - near_colour) / n_far[:, None], axis=1)

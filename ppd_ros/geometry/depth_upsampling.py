@@ -86,9 +86,12 @@ def upsample_depth(depth: np.ndarray, height: int, width: int, method: str = 'ed
 def upsample_at_steps(depth: np.ndarray, height: int, width: int,
                       guide: np.ndarray | None = None, source_guide: np.ndarray | None = None,
                       step: float = DEFAULT_STEP, colour_margin: float = DEFAULT_COLOUR_MARGIN,
-                      near: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      near: np.ndarray | None = None,
+                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Edge-aware upsampling (upsample_depth's arguments) and the flat indices of the output
-    pixels whose source pixels straddle a step, i.e. that were put on one of two surfaces."""
+    pixels whose source pixels straddle a step, i.e. that were put on one of two surfaces.
+    ``out``: optional float32 (height, width) scratch array that the result may be written
+    to (saves an image-sized allocation)."""
     depth = _checked(depth, height, width, guide, source_guide, near)
     none = np.zeros(0, np.intp)
     if depth.shape == (height, width):
@@ -102,7 +105,8 @@ def upsample_at_steps(depth: np.ndarray, height: int, width: int,
     cells = None
     if near is not None:
         cells = cv2.dilate(near.view(np.uint8), np.ones((2, 2), np.uint8))[1:, 1:] > 0
-    out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    out = cv2.resize(depth, (width, height), dst=_checked_out(out, height, width),
+                     interpolation=cv2.INTER_LINEAR)
     return out, _snap_edge_pixels(out, depth, guide, source_guide, step, colour_margin, cells)
 
 
@@ -119,6 +123,14 @@ def _checked(depth, height, width, guide, source_guide, near) -> np.ndarray:
             raise ValueError(f'{name} is {image.shape[1]}x{image.shape[0]} but the depth is '
                              f'{depth.shape[1]}x{depth.shape[0]}')
     return depth
+
+
+def _checked_out(out: np.ndarray | None, height: int, width: int) -> np.ndarray | None:
+    if out is not None and (out.shape != (height, width) or out.dtype != np.float32
+                            or not out.flags.c_contiguous):
+        raise ValueError(f'out must be a contiguous float32 {height} x {width} array, got '
+                         f'{out.dtype} {out.shape}')
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,7 +203,8 @@ def stepped_cells(depth: np.ndarray, step: float,
     ``cells`` ((h - 1, w - 1) bool) when given."""
     h, w = depth.shape
     square = np.ones((2, 2), np.uint8)
-    spread = cv2.dilate(depth, square) - cv2.erode(depth, square)  # cell (i, j) at (i+1, j+1)
+    spread = cv2.dilate(depth, square)                              # cell (i, j) at (i+1, j+1)
+    cv2.subtract(spread, cv2.erode(depth, square), dst=spread)
     candidates = spread[1:, 1:] > step
     if cells is not None:
         candidates &= cells
@@ -230,12 +243,24 @@ def _bilinear_coefficients(taps: np.ndarray) -> list[np.ndarray]:
     return [t00, t10 - t00, t01 - t00, t00 - t01 - t10 + t11]
 
 
+def _sorted_rows_of_4(values: np.ndarray) -> np.ndarray:
+    """np.sort(values, axis=1) of an (n, 4) array by a sorting network (much faster for
+    many short rows)."""
+    a, b, c, d = values.T
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    c, d = np.minimum(c, d), np.maximum(c, d)
+    a, c = np.minimum(a, c), np.maximum(a, c)
+    b, d = np.minimum(b, d), np.maximum(b, d)
+    b, c = np.minimum(b, c), np.maximum(b, c)
+    return np.stack([a, b, c, d], axis=1)
+
+
 def _colour_axis(tap_colours: np.ndarray, near: np.ndarray, colour_margin: float):
     """Per cell: the unit vector from the near group's mean colour to the far group's, and
     the projection of their midpoint on it; zero where the two differ by < colour_margin.
     tap_colours (cells, 4, 3), near (cells, 4) of 0 / 1."""
     n_near = near.sum(1)[:, None]
-    all_sum = tap_colours.sum(1)
+    all_sum = tap_colours[:, 0] + tap_colours[:, 1] + tap_colours[:, 2] + tap_colours[:, 3]
     near_sum = np.einsum('nk,nkc->nc', near, tap_colours)
     near_colour = near_sum / n_near
     far_colour = (all_sum - near_sum) / (4 - n_near)
@@ -258,7 +283,7 @@ def _snap_edge_pixels(out: np.ndarray, depth: np.ndarray, guide: np.ndarray | No
         return np.zeros(0, np.intp)
     taps = np.stack([depth[i, j], depth[i, j + 1], depth[i + 1, j], depth[i + 1, j + 1]],
                     axis=1)                                          # (cells, 4)
-    ordered = np.sort(taps, axis=1)
+    ordered = _sorted_rows_of_4(taps)
     largest = np.argmax(np.diff(ordered, axis=1), axis=1)[:, None]
     split = 0.5 * (np.take_along_axis(ordered, largest, 1)
                    + np.take_along_axis(ordered, largest + 1, 1))
