@@ -111,9 +111,10 @@ class SensorPixels:
     farthest: np.ndarray  #: float32 per flying pixel: largest valid depth of its 3 x 3
 
 
-#: Rows per strip of the sensor test: a strip's temporaries stay in the CPU's cache, which
-#: makes the test about a third faster on a camera-sized image than whole-image passes.
-SENSOR_STRIP_ROWS = 48
+#: Rows per strip of the full-resolution passes: a strip's temporaries stay in the CPU's
+#: cache, which makes the sensor test about a third faster on a camera-sized image than
+#: whole-image passes.
+STRIP_ROWS = 48
 
 
 def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
@@ -125,15 +126,14 @@ def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
     kept = np.empty((height, width), np.uint8)
     flying = np.empty((height, width), np.uint8)
     index, nearest, farthest = [], [], []
-    for top in range(0, height, SENSOR_STRIP_ROWS):
-        bottom = min(top + SENSOR_STRIP_ROWS, height)
+    for top in range(0, height, STRIP_ROWS):
+        bottom = min(top + STRIP_ROWS, height)
         first, last = max(top - 1, 0), min(bottom + 1, height)   # with the neighbour rows
-        near, far = _valid_extremes(sensor_m[first:last], min_m, max_m)
+        valid, near, far = _valid_extremes(sensor_m[first:last], min_m, max_m)
         rows = slice(top - first, bottom - first)
         strip_flying = _flying_test(sensor_m[top:bottom], near[rows], far[rows], step,
                                     flying[top:bottom])
-        cv2.subtract(sensor_in_range(sensor_m[top:bottom], min_m, max_m), strip_flying,
-                     dst=kept[top:bottom])
+        cv2.subtract(valid[rows], strip_flying, dst=kept[top:bottom])
         at = np.flatnonzero(strip_flying > 0)
         if len(at):
             index.append(at + top * width)
@@ -147,15 +147,16 @@ def sensor_pixels(sensor_m: np.ndarray, min_m: float, max_m: float,
 
 
 def _valid_extremes(sensor_m: np.ndarray, min_m: float,
-                    max_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest and largest in-range depth of each pixel's 3 x 3 neighbourhood (inf and 0
-    where there is none)."""
+                    max_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The in-range mask (uint8) and the smallest and largest in-range depth of each
+    pixel's 3 x 3 neighbourhood (inf and 0 where there is none)."""
+    valid = sensor_in_range(sensor_m, min_m, max_m)
     nearest = np.full_like(sensor_m, np.inf)
-    cv2.copyTo(sensor_m, sensor_in_range(sensor_m, min_m, max_m), nearest)
+    cv2.copyTo(sensor_m, valid, nearest)
     farthest = cv2.threshold(nearest, _FLOAT32_MAX, 0, cv2.THRESH_TOZERO_INV)[1]  # inf -> 0
     cv2.erode(nearest, _SQUARE_3, dst=nearest)
     cv2.dilate(farthest, _SQUARE_3, dst=farthest)
-    return nearest, farthest
+    return valid, nearest, farthest
 
 
 def _flying_test(sensor_m: np.ndarray, nearest: np.ndarray, farthest: np.ndarray,
@@ -298,13 +299,7 @@ def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None
         fused_log, kept, snapped = _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid,
                                                     s)
         timings['full_resolution'] = time.perf_counter() - clock
-    # PPD-filled depth outside [min_m, max_m] is invalid; kept sensor depth is inside
-    usable = cv2.inRange(fused_log, float(np.log1p(s.min_m)), float(np.log1p(s.max_m)))
-    depth = np.expm1(fused_log, out=fused_log)
-    cv2.copyTo(sensor_m, kept, depth)
-    cv2.bitwise_or(usable, kept, dst=usable)
-    if cv2.countNonZero(usable) < usable.size:
-        cv2.copyTo(_nan_image(depth.shape), cv2.bitwise_not(usable), depth)
+    depth, usable = fused_log, _to_metres(fused_log, sensor_m, kept, s)
     source = None
     if with_source:
         source = np.full(depth.shape, SOURCE_PPD, np.uint8)
@@ -313,6 +308,25 @@ def fuse_depth(ppd_log: np.ndarray, sensor_m: np.ndarray, rgb: np.ndarray | None
         source[usable == 0] = SOURCE_NONE
     timings['total'] = time.perf_counter() - start
     return FusedDepth(depth, source, timings)
+
+
+def _to_metres(fused_log: np.ndarray, sensor_m: np.ndarray, kept: np.ndarray,
+               s: FusionSettings) -> np.ndarray:
+    """Fused log depth -> metres in place, the kept sensor pixels copied exactly, NaN where
+    unusable; returns the usable uint8 mask. PPD-filled depth outside [min_m, max_m] is
+    unusable; kept sensor depth is inside."""
+    low, high = float(np.log1p(s.min_m)), float(np.log1p(s.max_m))
+    usable = np.empty(fused_log.shape, np.uint8)
+    for top in range(0, fused_log.shape[0], STRIP_ROWS):
+        rows = slice(top, top + STRIP_ROWS)
+        depth, ok, keep = fused_log[rows], usable[rows], kept[rows]
+        cv2.inRange(depth, low, high, dst=ok)
+        np.expm1(depth, out=depth)
+        cv2.copyTo(sensor_m[rows], keep, depth)
+        cv2.bitwise_or(ok, keep, dst=ok)
+        if cv2.countNonZero(ok) < ok.size:
+            cv2.copyTo(_nan_image(depth.shape), cv2.bitwise_not(ok), depth)
+    return usable
 
 
 def _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid: _WorkingGrid,

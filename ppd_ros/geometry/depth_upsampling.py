@@ -197,18 +197,33 @@ def _gap_is_step(at: np.ndarray, n_gaps: int, step: float, jump_of) -> np.ndarra
     return jump > np.minimum(before, after) + step
 
 
+#: Cell rows per strip of the candidate search (its temporaries then stay in cache).
+_STRIP_ROWS = 48
+_SQUARE_2 = np.ones((2, 2), np.uint8)
+
+
+def _spread_cells(depth: np.ndarray, step: float, cells: np.ndarray | None) -> np.ndarray:
+    """Flat indices (in the (h - 1) x (w - 1) cell grid) of the cells whose 4 taps span
+    more than ``step``, among ``cells`` when given; strip by strip."""
+    found = []
+    for top in range(0, depth.shape[0] - 1, _STRIP_ROWS):
+        bottom = min(top + _STRIP_ROWS, depth.shape[0] - 1)
+        taps = depth[top:bottom + 1]
+        spread = cv2.dilate(taps, _SQUARE_2)                  # cell (i, j) at (i+1, j+1)
+        cv2.subtract(spread, cv2.erode(taps, _SQUARE_2), dst=spread)
+        candidates = spread[1:, 1:] > step
+        if cells is not None:
+            candidates &= cells[top:bottom]
+        found.append(np.flatnonzero(candidates) + top * (depth.shape[1] - 1))
+    return np.concatenate(found) if found else np.zeros(0, np.intp)
+
+
 def stepped_cells(depth: np.ndarray, step: float,
                   cells: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the 2 x 2 cells (top-left tap) that a step gap crosses, among
     ``cells`` ((h - 1, w - 1) bool) when given."""
     h, w = depth.shape
-    square = np.ones((2, 2), np.uint8)
-    spread = cv2.dilate(depth, square)                              # cell (i, j) at (i+1, j+1)
-    cv2.subtract(spread, cv2.erode(depth, square), dst=spread)
-    candidates = spread[1:, 1:] > step
-    if cells is not None:
-        candidates &= cells
-    i, j = np.divmod(np.flatnonzero(candidates), w - 1)
+    i, j = np.divmod(_spread_cells(depth, step, cells), w - 1)
     if len(i) == 0:
         return i, j
 
