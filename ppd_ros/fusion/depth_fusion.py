@@ -30,7 +30,8 @@ fused on a working grid about work_width wide (nearest-sampled depth, bilinear-s
 colour); then at full resolution (A, B) are resized bilinearly and applied to the
 full-resolution PPD, the surfaces near sensor steps are brought up with the colour-guided
 edge-aware upsampler, and steps 1 and 4 are done on the full-resolution sensor, so that
-kept sensor pixels, PPD detail and edges stay at the camera's resolution.
+kept sensor pixels, PPD detail and edges stay at the camera's resolution. The sensor test
+and the conversion to metres run in strips of STRIP_ROWS rows, small enough to stay in cache.
 
 The per-pixel origin is available as a source map (SOURCE_* values) for `depth/source`.
 """
@@ -332,10 +333,9 @@ def _to_metres(fused_log: np.ndarray, sensor_m: np.ndarray, kept: np.ndarray,
 def _full_resolution(ppd_log, sensor_m, rgb, small_rgb, grid: _WorkingGrid,
                      s: FusionSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fused log depth, kept uint8 mask, flat indices of the repaired pixels) at the
-    image's size from
-    the working grid: corrected PPD everywhere, the working grid's surfaces near sensor
-    steps (upsampled edge-aware with the colour image), the sensor's flying pixels (tested
-    at full resolution) on the neighbouring surface nearer to that."""
+    image's size from the working grid: corrected PPD everywhere, the working grid's
+    surfaces near sensor steps (upsampled edge-aware with the colour image), the sensor's
+    flying pixels (tested at full resolution) on the neighbouring surface nearer to that."""
     height, width = ppd_log.shape
     fused_log = cv2.resize(grid.slope, (width, height), interpolation=cv2.INTER_LINEAR)
     fused_log *= ppd_log
