@@ -131,6 +131,9 @@ def cases(root: Path) -> dict[str, Case]:
                                    ['no checkpoint at']),
         'train_export_over_input': Case('ppd-train', ['export', str(TINY), str(TINY)],
                                         ['would overwrite the input']),
+        # the default backbone (the shipped tiny model) is found outside the checkout too
+        'train_moge2_no_bag': Case('ppd-train', ['moge2', '--data', str(root / 'none'), '--out',
+                                                 str(root / 'm2')], ['--data: no bag at']),
         'train_compare_no_report': Case('ppd-train', ['compare', str(root / 'r.json'), 'a', 'b'],
                                         ['no report', 'evaluate --json']),
         'train_no_command': Case('ppd-train', [], ['COMMAND', '--help']),

@@ -241,6 +241,11 @@ def _check_training_args(args) -> None:
             raise ToolError(f'{option} must be >= 1, got {value}')
     if args.lr < 0 or args.warmup_steps < 0 or args.grad_clip < 0 or args.gradient_weight < 0:
         raise ToolError('--lr, --warmup-steps, --grad-clip and --gradient-weight must be >= 0')
+    if getattr(args, 'backbone', None) is not None:
+        # a weight path, as for the node and the other tools: the shipped tiny model is found
+        # from any working directory
+        from ppd_ros.pipeline.package_paths import resolve_package_path
+        args.backbone = resolve_package_path(str(args.backbone)) or args.backbone
     inputs = [path for path in (getattr(args, 'init', None), getattr(args, 'stage1', None),
                                 getattr(args, 'backbone', None)) if path is not None]
     for path in inputs:
