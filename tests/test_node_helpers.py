@@ -168,6 +168,8 @@ def test_missing_checkpoint_error_names_path_and_fetch_helper():
     # a file ppd-fetch knows is named with the command that fetches it
     with pytest.raises(ModelUnavailableError, match='`ppd-fetch da2`'):
         load_predictor_from_paths('', __file__, 'elsewhere/depth_anything_v2_vitl.pth', 'large')
+    with pytest.raises(ModelUnavailableError, match='not on the hub: `ppd-fetch ppd_moge`'):
+        load_predictor_from_paths('', 'elsewhere/ppd_moge.pth', __file__, 'large')
 
 
 def test_variant_picks_the_weights_unless_a_checkpoint_is_given():

@@ -95,12 +95,18 @@ def require_weight_file(path: str, what: str, how_to_override: str | None = None
                    f'{TINY_CHECKPOINT}`)')
         else:
             from ppd_ros.model.fetch import WEIGHT_FILES
-            fetchable = [name for name, spec in WEIGHT_FILES.items()
-                         if spec.filename == Path(path).name]
-            get = (f'Download it with `ppd-fetch {fetchable[0]}` (into models/)' if fetchable
-                   else 'Download the official weights with `ppd-fetch` (they go to models/; '
-                        'models/README.md lists every file and where it comes from)')
-            get += ', or place the file there by hand'
+            known = [(name, spec) for name, spec in WEIGHT_FILES.items()
+                     if spec.filename == Path(path).name]
+            if not known:
+                get = ('Download the official weights with `ppd-fetch` (they go to models/; '
+                       'models/README.md lists every file and where it comes from), or place '
+                       'the file there by hand')
+            elif known[0][1].repo_id or known[0][1].direct_url:
+                get = (f'Download it with `ppd-fetch {known[0][0]}` (into models/), or place '
+                       'the file there by hand')
+            else:
+                get = (f'It is not on the hub: `ppd-fetch {known[0][0]}` says where to get it '
+                       'by hand (it goes into models/)')
         raise ModelUnavailableError(f"{what} '{path}' not found (looked in: {looked}). {get}, "
                                     f'or {hint}.')
     return resolved
