@@ -141,3 +141,26 @@ def test_corrupt_message_is_skipped_by_rgbd_frames_and_named_by_reader(tmp_path,
     with BagReader(tmp_path / 'bag') as reader, pytest.raises(BagMessageError) as info:
         list(reader.messages([IMAGE]))
     assert info.value.topic == IMAGE and info.value.timestamp_ns == 20
+
+
+def test_camera_poses_and_room_cuts(tmp_path):
+    from ppd_ros.bag import decode_pose_stamped
+    written = write_synthetic_bag(tmp_path / 'bag', 5, W, H, SEED, 'mcap', pose_topic='/pose',
+                                  frames_per_room=2)
+    rooms = [list(generate_sequence(SEED + r, 2, W, H)) for r in range(3)]
+    expected = [f for room in rooms for f in room][:5]
+    with BagReader(written.path) as bag:
+        assert bag.topics['/pose'] == 'geometry_msgs/msg/PoseStamped'
+        poses = list(bag.messages(['/pose'], decode=False))
+        images = list(bag.messages([IMAGE]))
+    assert [p.msg.header.frame_id for p in poses] == ['world_0', 'world_0', 'world_1',
+                                                      'world_1', 'world_2']
+    assert [p.stamp_ns for p in poses] == [m.stamp_ns for m in images]
+    for pose, image, frame in zip(poses, images, expected):
+        np.testing.assert_array_equal(image.data, frame.rgb)    # room r = seed + r
+        matrix = decode_pose_stamped(pose.msg)
+        np.testing.assert_allclose(matrix[:3, :3], frame.pose.world_from_optical, atol=1e-12)
+        np.testing.assert_allclose(matrix[:3, 3], frame.pose.position, atol=1e-12)
+    one_room = write_synthetic_bag(tmp_path / 'one', 2, W, H, SEED, 'mcap', pose_topic='/pose')
+    with BagReader(one_room.path) as bag:
+        assert {m.msg.header.frame_id for m in bag.messages(['/pose'], decode=False)} == {'world'}

@@ -535,3 +535,19 @@ def test_sane_intrinsics_bounds_are_wide():
         _camera([f, 0, 31.5, 0, f, 23.5, 0, 0, 1], [0.0] * 12)
     _camera([50.0, 0, -30.0, 0, 52.0, 90.0, 0, 0, 1], [0.0] * 12)
     assert _camera([0.0] * 9, P).fx == 50.0
+
+
+def test_quaternions_round_trip_every_rotation_branch():
+    from ppd_ros.geometry.rigid_transform import matrix_from_quaternion, quaternion_from_matrix
+    from ppd_ros.synthetic.camera import body_rotation
+    rng = np.random.default_rng(0)
+    rotations = [np.eye(3), np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]),
+                 np.diag([-1.0, -1.0, 1.0])]
+    rotations += [body_rotation(*rng.uniform(-math.pi, math.pi, 3)) for _ in range(50)]
+    for rotation in rotations:
+        q = quaternion_from_matrix(rotation)
+        assert np.linalg.norm(q) == pytest.approx(1.0) and q[3] >= 0
+        np.testing.assert_allclose(matrix_from_quaternion(q), rotation, atol=1e-12)
+    # 90 degrees about z: (0, 0, sin 45, cos 45)
+    np.testing.assert_allclose(quaternion_from_matrix(body_rotation(math.pi / 2, 0, 0)),
+                               [0, 0, math.sqrt(0.5), math.sqrt(0.5)], atol=1e-12)

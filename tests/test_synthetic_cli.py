@@ -83,3 +83,19 @@ def test_console_script_is_installed(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / 'frame_000000.png').is_file()
+
+
+def test_camera_sequence_bag_has_poses_and_room_cuts(tmp_path, capsys):
+    bag = tmp_path / 'walk'
+    assert main([str(bag), '--frames', '4', '--width', '24', '--height', '18',
+                 '--frames-per-room', '2']) == 0
+    assert '/camera/pose: 4 messages' in capsys.readouterr().out
+    with BagReader(bag) as reader:
+        ids = [m.frame_id for m in reader.messages(['/camera/pose'], decode=False)]
+    assert ids == ['world_0', 'world_0', 'world_1', 'world_1']
+    assert main([str(tmp_path / 'no_poses'), '--frames', '1', '--width', '8', '--height', '6',
+                 '--pose-topic', 'none']) == 0
+    with BagReader(tmp_path / 'no_poses') as reader:
+        assert '/camera/pose' not in reader.topics
+    assert main([str(tmp_path / 'bad'), '--frames-per-room', '0']) == 2
+    assert '--frames-per-room' in capsys.readouterr().err

@@ -9,10 +9,11 @@ Typical use::
         frame.rgb, frame.depth, frame.camera_info.K
 """
 from .message_builders import (camera_info_msg, compressed_image_msg, depth_image_msg,
-                               header_msg, image_msg, pointcloud2_msg, time_msg)
+                               header_msg, image_msg, pointcloud2_msg, pose_stamped_msg,
+                               time_msg)
 from .message_decoders import (decode_camera_info, decode_compressed_image, decode_image,
-                               decode_message, decode_pointcloud2, pointcloud2_xyz, stamp_ns,
-                               unpack_rgb)
+                               decode_message, decode_pointcloud2, decode_pose_stamped,
+                               pointcloud2_xyz, stamp_ns, unpack_rgb)
 from .reader import BagMessage, BagMessageError, BagReader, MissingTopicError, log_and_skip
 from .rgbd_frames import RgbdFrame, read_rgbd_frames
 from .synthetic_bag import DEFAULT_FRAME_ID, WrittenBag, frame_stamps_ns, write_synthetic_bag
@@ -22,7 +23,8 @@ __all__ = [
     'BagMessage', 'BagMessageError', 'BagReader', 'BagWriter', 'DEFAULT_FRAME_ID', 'MissingTopicError',
     'RgbdFrame', 'STORAGES', 'WrittenBag', 'camera_info_msg', 'compressed_image_msg',
     'decode_camera_info', 'decode_compressed_image', 'decode_image', 'decode_message',
-    'decode_pointcloud2', 'depth_image_msg', 'frame_stamps_ns', 'header_msg', 'image_msg',
-    'pointcloud2_msg', 'pointcloud2_xyz', 'read_rgbd_frames', 'stamp_ns', 'time_msg',
+    'decode_pointcloud2', 'decode_pose_stamped', 'depth_image_msg', 'frame_stamps_ns',
+    'header_msg', 'image_msg', 'pointcloud2_msg', 'pointcloud2_xyz', 'pose_stamped_msg',
+    'read_rgbd_frames', 'stamp_ns', 'time_msg',
     'log_and_skip', 'unpack_rgb', 'write_synthetic_bag',
 ]

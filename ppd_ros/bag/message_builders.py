@@ -1,4 +1,4 @@
-"""Build rosbags message objects (sensor_msgs, std_msgs) from numpy arrays.
+"""Build rosbags message objects (sensor_msgs, std_msgs, geometry_msgs) from numpy arrays.
 
 Image payloads come from ppd_ros.messages.image_encoding, so bags and live topics share
 one layout. Stamps are integer nanoseconds since the epoch.
@@ -9,11 +9,13 @@ import cv2
 import numpy as np
 
 from ppd_ros.geometry.pointcloud_layout import build_cloud
+from ppd_ros.geometry.rigid_transform import quaternion_from_matrix
 from ppd_ros.messages.image_encoding import depth_m_to_payload, rgb_to_payload
 from ppd_ros.synthetic.camera import CameraInfoFields
 
-from .typestore import (CAMERA_INFO, COMPRESSED_IMAGE, HEADER, IMAGE, POINT_CLOUD2, POINT_FIELD,
-                        REGION_OF_INTEREST, TIME, msg_class)
+from .typestore import (CAMERA_INFO, COMPRESSED_IMAGE, HEADER, IMAGE, POINT, POINT_CLOUD2,
+                        POINT_FIELD, POSE, POSE_STAMPED, QUATERNION, REGION_OF_INTEREST, TIME,
+                        msg_class)
 
 #: Formats for CompressedImage, as image_transport's "compressed" plugin names them.
 COMPRESSED_FORMATS = ('jpeg', 'png')
@@ -101,3 +103,13 @@ def pointcloud2_msg(xyz: np.ndarray, stamp_ns: int, frame_id: str,
         header=header_msg(stamp_ns, frame_id), height=cloud.height, width=cloud.width,
         fields=fields, is_bigendian=False, point_step=cloud.point_step,
         row_step=cloud.row_step, data=cloud.data, is_dense=False)
+
+
+def pose_stamped_msg(position, rotation, stamp_ns: int, frame_id: str):
+    """geometry_msgs/PoseStamped: a frame's origin ``position`` and 3 x 3 ``rotation``
+    (its axes in ``frame_id`` coordinates), e.g. a camera optical frame in the world."""
+    x, y, z = (float(v) for v in np.asarray(position, dtype=np.float64).reshape(3))
+    qx, qy, qz, qw = (float(v) for v in quaternion_from_matrix(rotation))
+    pose = msg_class(POSE)(position=msg_class(POINT)(x=x, y=y, z=z),
+                           orientation=msg_class(QUATERNION)(x=qx, y=qy, z=qz, w=qw))
+    return msg_class(POSE_STAMPED)(header=header_msg(stamp_ns, frame_id), pose=pose)

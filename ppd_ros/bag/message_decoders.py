@@ -4,13 +4,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ppd_ros.geometry.rigid_transform import matrix_from_quaternion, transform_matrix
 from ppd_ros.messages.compressed_image import compressed_to_rgb, decode_compressed
 from ppd_ros.messages.image_encoding import (DEPTH_ENCODINGS, ImageEncodingError,
                                              image_to_depth_m, image_to_rgb)
 from ppd_ros.synthetic.camera import CameraInfoFields
 from ppd_ros.untrusted_text import quoted
 
-from .typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD2
+from .typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POINT_CLOUD2, POSE_STAMPED
 
 #: sensor_msgs/PointField datatype -> numpy base type.
 POINT_FIELD_DTYPES = {1: 'i1', 2: 'u1', 3: 'i2', 4: 'u2', 5: 'i4', 6: 'u4', 7: 'f4', 8: 'f8'}
@@ -91,8 +92,15 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     return np.stack([(bits >> 16) & 255, (bits >> 8) & 255, bits & 255], -1).astype(np.uint8)
 
 
+def decode_pose_stamped(msg) -> np.ndarray:
+    """geometry_msgs/PoseStamped -> 4 x 4 transform from the pose's frame to header.frame_id."""
+    p, q = msg.pose.position, msg.pose.orientation
+    return transform_matrix(matrix_from_quaternion([q.x, q.y, q.z, q.w]), [p.x, p.y, p.z])
+
+
 _DECODERS = {IMAGE: decode_image, COMPRESSED_IMAGE: decode_compressed_image,
-             CAMERA_INFO: decode_camera_info, POINT_CLOUD2: decode_pointcloud2}
+             CAMERA_INFO: decode_camera_info, POINT_CLOUD2: decode_pointcloud2,
+             POSE_STAMPED: decode_pose_stamped}
 
 
 def decode_message(msgtype: str, msg):

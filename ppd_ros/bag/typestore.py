@@ -14,6 +14,10 @@ CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 REGION_OF_INTEREST = 'sensor_msgs/msg/RegionOfInterest'
 POINT_CLOUD2 = 'sensor_msgs/msg/PointCloud2'
 POINT_FIELD = 'sensor_msgs/msg/PointField'
+POSE_STAMPED = 'geometry_msgs/msg/PoseStamped'
+POSE = 'geometry_msgs/msg/Pose'
+POINT = 'geometry_msgs/msg/Point'
+QUATERNION = 'geometry_msgs/msg/Quaternion'
 
 
 @lru_cache(maxsize=1)

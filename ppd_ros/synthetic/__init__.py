@@ -8,7 +8,7 @@ Typical use::
 """
 from .camera import CameraInfoFields, CameraIntrinsics, CameraPose, optical_rays, world_rays
 from .depth_sensor_model import DepthSensorModel
-from .generator import DEFAULT_HFOV_DEG, generate_frame, generate_sequence
+from .generator import DEFAULT_HFOV_DEG, generate_frame, generate_room_walks, generate_sequence
 from .primitives import Box, Cylinder, Plane, Sphere
 from .renderer import DEFAULT_MAX_RANGE_M, SyntheticFrame, render
 from .room_sampler import RoomScene, sample_room
@@ -21,5 +21,6 @@ __all__ = [
     'Box', 'CameraInfoFields', 'CameraIntrinsics', 'CameraPose', 'Cylinder', 'DepthSensorModel',
     'DEFAULT_HFOV_DEG', 'DEFAULT_MAX_RANGE_M', 'DirectionalLight', 'Material', 'Plane',
     'RoomScene', 'Scene', 'Sky', 'Sphere', 'SyntheticFrame', 'WobbleTrajectory', 'generate_frame',
-    'generate_sequence', 'optical_rays', 'render', 'sample_room', 'world_rays',
+    'generate_room_walks', 'generate_sequence', 'optical_rays', 'render', 'sample_room',
+    'world_rays',
     ]

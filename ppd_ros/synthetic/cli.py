@@ -13,7 +13,9 @@ def build_parser() -> ToolArgumentParser:
     p = ToolArgumentParser(
         prog=PROG, description=__doc__.split(': ', 1)[1],
         epilog='Bag topics: /camera/image_raw (rgb8) or /camera/image_raw/compressed, '
-               '/camera/depth/image_raw (32FC1 metres, NaN invalid), /camera/camera_info.')
+               '/camera/depth/image_raw (32FC1 metres, NaN invalid), /camera/camera_info, '
+               '/camera/pose (geometry_msgs/PoseStamped: the camera optical frame in the '
+               "world; 'world_<r>' for room r with --frames-per-room).")
     p.add_argument('output', nargs='?', type=Path,
                    help='bag to create: NAME.mcap or NAME.db3 is one storage file, any other '
                         'path a rosbag2 folder (omit to write previews only)')
@@ -35,6 +37,11 @@ def build_parser() -> ToolArgumentParser:
     p.add_argument('--overwrite', action='store_true',
                    help='replace an existing bag at the output path (never anything else)')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--frames-per-room', type=int, default=None, metavar='N',
+                   help='move the camera to another room every N frames (scene cuts; room r '
+                        'is the one-room sequence of seed + r); default: one room')
+    p.add_argument('--pose-topic', default='/camera/pose',
+                   help="topic of the camera poses (default %(default)s; 'none': no poses)")
     return p
 
 
@@ -66,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ToolError('give an output bag path and/or --preview-dir')
     if args.frames < 1 or args.width < 1 or args.height < 1 or args.rate <= 0:
         raise ToolError('--frames, --width, --height and --rate must be positive')
+    if args.frames_per_room is not None and args.frames_per_room < 1:
+        raise ToolError('--frames-per-room must be positive')
+    pose_topic = None if args.pose_topic.lower() == 'none' else args.pose_topic
     storage = _storage(args)
     if args.output is not None:
         _check_output(args.output, args.overwrite)
     from tqdm import tqdm
 
-    from .generator import generate_sequence
+    from .generator import generate_room_walks
     from .preview import side_by_side, write_png
     if args.preview_dir is not None:
         args.preview_dir.mkdir(parents=True, exist_ok=True)
@@ -92,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             written = write_synthetic_bag(
                 args.output, args.frames, args.width, args.height, args.seed, storage,
                 args.rate, args.compressed, compressed_format=args.compressed_format,
-                overwrite=args.overwrite, on_frame=on_frame)
+                overwrite=args.overwrite, on_frame=on_frame, pose_topic=pose_topic,
+                frames_per_room=args.frames_per_room)
         else:
-            for i, frame in enumerate(generate_sequence(args.seed, args.frames, args.width,
-                                                        args.height)):
+            walks = generate_room_walks(args.seed, args.frames, args.frames_per_room
+                                        or args.frames, args.width, args.height)
+            for i, (_, frame) in enumerate(walks):
                 on_frame(i, frame)
     if args.output is not None:
         print(f'bag ({written.storage}): {written.path.resolve()}')
