@@ -250,3 +250,25 @@ def test_range_scale_fits_tiny_images(size):
 def test_range_scale_on_one_pixel_says_why_it_cannot_fit():
     fit = RangeScale(0.5, 10.0).fit(np.zeros((1, 1)))
     assert not fit.ok and '1 finite pixel(s)' in fit.reason and 'needs 2' in fit.reason
+
+
+def test_filter_takes_the_next_fit_after_a_scene_change():
+    flt = TemporalScaleFilter(alpha=0.3, reset_after=5)
+    for _ in range(5):
+        flt.update(fit_of(2.0))
+    flt.scene_changed()
+    out = flt.update(fit_of(3.0))           # would be rejected as an outlier otherwise
+    assert out.valid and out.held_for == 0 and out.a == pytest.approx(3.0)
+    assert 'scene changed' in out.reason
+    # from then on the old guard is back: a lone jump is rejected, smoothing resumes
+    assert 'rejected' in flt.update(fit_of(2.0)).reason
+    assert flt.update(fit_of(3.1)).a == pytest.approx(0.7 * 3.0 + 0.3 * 3.1)
+
+
+def test_filter_holds_through_failed_fits_after_a_scene_change():
+    flt = TemporalScaleFilter(hold_frames=3)
+    flt.update(fit_of(2.0))
+    flt.scene_changed()
+    held = flt.update(fit_of(float('nan'), ok=False, reason='no reference'))
+    assert held.valid and held.a == pytest.approx(2.0) and held.held_for == 1
+    assert flt.update(fit_of(3.0)).a == pytest.approx(3.0)  # the first good fit restarts

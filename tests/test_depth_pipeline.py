@@ -1,4 +1,6 @@
 """DepthPipeline with the real tiny model (random weights): outputs, scaling, metric clouds."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -30,11 +32,17 @@ def rgb():
 class PlaneAt2m:
     """A metric scaler for the test: every pixel 2 m away."""
 
+    def __init__(self):
+        self.scene_changes = 0
+
     def to_metres(self, relative):
         return np.full(relative.shape, 2.0, np.float32)
 
+    def scene_changed(self):
+        self.scene_changes += 1
 
-class NotReady:
+
+class NotReady(PlaneAt2m):
     def to_metres(self, relative):
         return None
 
@@ -129,7 +137,7 @@ def test_range_mode_without_spread_gives_no_scale():
     assert not scaler.status.available and 'no spread' in scaler.status.reason
 
 
-class SlopedScaler:
+class SlopedScaler(PlaneAt2m):
     """A metric scaler for the test: 1..3 m across the image, so colours and points vary."""
 
     def to_metres(self, relative):
@@ -168,3 +176,28 @@ def test_a_cloud_still_held_is_never_overwritten_by_the_next_frame(pipeline, rgb
     xyz, _ = decode_cloud(second.fields, second.point_step, second.height, second.width,
                           second.data)
     np.testing.assert_allclose(xyz[..., 2], 2.0)
+
+
+def test_scene_changes_reach_the_scaler_and_restart_smoothing(rgb):
+    from ppd_ros.model import DepthPredictor, build_model
+    from ppd_ros.pipeline.temporal_smoothing import RECOMMENDED
+    import torch
+    torch.manual_seed(0)
+    pipeline = DepthPipeline(DepthPredictor(build_model('tiny'), device='cpu'), overlap=False)
+    scaler = PlaneAt2m()
+    options = PipelineOptions(steps=1, colorize=False, temporal=RECOMMENDED)
+    other = np.ascontiguousarray(rgb[::-1])            # another view
+    first = pipeline.process(rgb, None, options, scaler)
+    again = pipeline.process(rgb, None, replace(options, seed=5), scaler)
+    assert first.temporal.scene_changed and not again.temporal.scene_changed
+    assert again.temporal.blended_fraction > 0.05  # random weights: seeds disagree a lot
+    raw = pipeline.predictor.predict(rgb, steps=1, seed=5).depth
+    assert not np.allclose(again.relative, raw, atol=1e-4)   # blended with the first frame
+    cut = pipeline.process(other, None, options, scaler)
+    assert cut.temporal.scene_changed and scaler.scene_changes == 2
+    np.testing.assert_array_equal(cut.relative, pipeline.predictor.predict(
+        other, steps=1, seed=0).depth)
+    pipeline.continue_stream(rgb, first.relative, options)     # resume after frame 1
+    resumed = pipeline.process(rgb, None, replace(options, seed=5), scaler)
+    np.testing.assert_array_equal(resumed.relative, again.relative)
+    assert scaler.scene_changes == 2

@@ -11,7 +11,10 @@ Per update:
     i.e. an EMA of the predicted log(1 + depth) at every prediction value;
   - a stamp older than the previous one (bag loop, clock reset) resets the filter, unless it
     is not older than the one before: then the previous stamp was a lone jump ahead (one
-    corrupt stamp), and the filter carries on.
+    corrupt stamp), and the filter carries on;
+  - after scene_changed() (the caller saw the view change: another room, a fast turn) the
+    next good fit is taken as it is, without the jump test or the EMA, so the scale settles
+    on the new scene at once; failed fits until then still hold the last scale.
 """
 from __future__ import annotations
 
@@ -54,6 +57,11 @@ class TemporalScaleFilter:
         self._last_stamp: float | None = None
         self._stamp_before: float | None = None  # the stamp before _last_stamp
         self._state = reason
+        self._scene_changed = False
+
+    def scene_changed(self) -> None:
+        """The view changed: take the next good fit as the new scale (module doc)."""
+        self._scene_changed = True
 
     @property
     def state(self) -> str:
@@ -77,6 +85,7 @@ class TemporalScaleFilter:
 
     def _accept(self, a: float, b: float, reason: str) -> FilterOutput:
         self._params, self._held, self._pending = (a, b), 0, []
+        self._scene_changed = False
         return self._output(reason)
 
     def _hold(self, why: str) -> FilterOutput:
@@ -99,6 +108,8 @@ class TemporalScaleFilter:
             return self._hold(f'fit failed: {fit.reason}')
         if self._params is None:
             return self._accept(fit.a, fit.b, 'initialised')
+        if self._scene_changed:
+            return self._accept(fit.a, fit.b, 'scene changed: restarted from this fit')
         jump = self._relative_jump(fit, *self._params)
         if jump <= self.max_relative_jump:
             a, b = self._params

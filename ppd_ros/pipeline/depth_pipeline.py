@@ -1,12 +1,17 @@
 """One RGB frame -> depth image, optional metric point cloud and colourised depth.
 
-    rgb --predictor--> relative depth (input size) --scaler--> metres (metric modes only)
+    rgb --predictor--> relative depth (input size) --temporal--> steadier relative depth
+        --scaler--> metres (metric modes only)
         --resize to output size--> depth --unproject--> organized cloud (metric + camera)
                                          --colorize--> RGB visualisation
 
 A predictor that also estimates geometry (model.metric_predictor, depth mode 'moge') gets the
 camera's intrinsics when known (``takes_camera``); its prediction goes to the scaler
 (``use_prediction``), and without a camera its estimated intrinsics become the frame's camera.
+
+The temporal stage (ppd_ros.pipeline.temporal_smoothing) keeps state across frames: one
+DepthPipeline serves one camera stream, frames in order. Its scene-change test also tells
+the metric scaler when to drop the old scale.
 
 Used by depth_node and by the evaluation tools; no rclpy. When a frame needs both a cloud and
 a colourised depth, a helper thread colourises while the calling thread builds the cloud:
@@ -30,6 +35,7 @@ from ppd_ros.geometry.pointcloud_layout import CloudBufferPool, PackedCloud
 from ppd_ros.geometry.unproject import unproject_to_cloud
 from ppd_ros.model.moge2_geometry import KnownIntrinsics
 from ppd_ros.pipeline.metric_scaler import MetricScaler
+from ppd_ros.pipeline.temporal_smoothing import TemporalDepth, TemporalSettings, TemporalStatus
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class PipelineOptions:
     cloud_stride: int = 1
     cloud_rgb: bool = True
     colorize: bool = True
+    temporal: TemporalSettings = TemporalSettings()
 
 
 @dataclass
@@ -53,6 +60,7 @@ class DepthFrame:
     colored: np.ndarray | None         # H x W x 3 uint8 RGB visualisation of the depth
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     camera_estimated: bool = False     # `camera` is MoGe-2's estimate, not the given one
+    temporal: TemporalStatus | None = None  # scene-change score, share of pixels smoothed
 
     @property
     def depth(self) -> np.ndarray:
@@ -95,6 +103,7 @@ class DepthPipeline:
         self._cloud_buffers = CloudBufferPool()
         self._helper = (ThreadPoolExecutor(1, thread_name_prefix='ppd_colorize')
                         if overlap else None)
+        self._temporal = TemporalDepth()
 
     def close(self) -> None:
         """Stop the helper thread (after a running frame finishes); process() then runs
@@ -102,6 +111,17 @@ class DepthPipeline:
         helper, self._helper = self._helper, None
         if helper is not None:
             helper.shutdown(wait=True)
+
+    def continue_stream(self, rgb: np.ndarray | None = None,
+                        relative: np.ndarray | None = None,
+                        options: PipelineOptions = PipelineOptions()) -> None:
+        """Make the next frame follow an earlier one: its image and the relative depth this
+        pipeline gave for it (e.g. read back when an evaluation resumes). Without them the
+        next frame starts a new stream."""
+        if rgb is None or relative is None:
+            self._temporal.restart()
+        else:
+            self._temporal.continue_from(relative, rgb, options.temporal)
 
     def process(self, rgb: np.ndarray, camera: PinholeCamera | None = None,
                 options: PipelineOptions = PipelineOptions(),
@@ -117,11 +137,16 @@ class DepthPipeline:
             extra['camera'] = KnownIntrinsics(camera.fx, camera.fy, camera.cx, camera.cy)
         pred = self.predictor.predict(rgb, steps=options.steps, seed=options.seed, **extra)
         timings = {k: v for k, v in pred.timings.items() if k != 'total'}
-        relative = pred.depth
         geometry = getattr(pred, 'geometry', None)
         camera_estimated = camera is None and geometry is not None
         if camera_estimated:
             camera = camera_from_geometry(geometry, width, height)
+
+        clock = time.perf_counter()
+        relative, temporal = self._temporal.update(pred.depth, rgb, options.temporal)
+        if temporal.scene_changed and scaler is not None:
+            scaler.scene_changed()
+        timings['temporal'] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         use_prediction = getattr(scaler, 'use_prediction', None)  # optional (moge_scaler)
@@ -159,7 +184,8 @@ class DepthPipeline:
         elif options.colorize:
             colored, timings['colorize'] = _timed(colorize_depth, colorize_source)
         timings['total'] = time.perf_counter() - start
-        return DepthFrame(relative, metres, out_camera, cloud, colored, timings, camera_estimated)
+        return DepthFrame(relative, metres, out_camera, cloud, colored, timings, camera_estimated,
+                          temporal)
 
     def _cloud(self, metres: np.ndarray, camera: PinholeCamera, rgb: np.ndarray,
                options: PipelineOptions) -> PackedCloud:

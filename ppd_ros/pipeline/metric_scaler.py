@@ -20,6 +20,9 @@ Both metric scalers share one per-frame state machine (FilteredScaler):
                                                 (a, b) for hold_frames frames, then None
     metres = exp(a * pred + b) - 1, invalid (NaN) outside [min_m, max_m]
 
+When the pipeline sees the view change (scene_changed), the next good fit replaces the
+scale outright, so a camera carried to another room is metric again after one frame; the
+outlier test still guards every other frame.
 A missing reference counts as a failed fit, so a silent reference topic holds the scale for
 hold_frames frames and then stops metric output. `status` says what happened last frame.
 In 'range' mode the fit only fails on a flat prediction; the filter mainly smooths the
@@ -60,6 +63,10 @@ class MetricScaler(Protocol):
     """
 
     def to_metres(self, relative: np.ndarray) -> np.ndarray | None:
+        ...
+
+    def scene_changed(self) -> None:
+        """The view changed: the next frame's scale need not agree with the last one."""
         ...
 
     # Optional: use_prediction(prediction), called with the frame's whole prediction before
@@ -135,6 +142,11 @@ class FilteredScaler:
 
     def use_prediction(self, prediction) -> None:
         """The frame's prediction, before to_metres (the 'moge' mode reads its geometry)."""
+
+    def scene_changed(self) -> None:
+        """The camera's view changed (ppd_ros.pipeline.scene_change): the next good fit
+        becomes the scale at once instead of being tested against the old one."""
+        self._filter.scene_changed()
 
     def frame_fit(self, relative: np.ndarray) -> LogAffineFit:
         raise NotImplementedError
