@@ -236,3 +236,30 @@ def test_frame_selection_and_picture_choice():
     assert picture_indices('none', selected) == []
     with pytest.raises(ValueError):
         FrameSelection(stride=0)
+
+
+def test_flicker_from_camera_poses_and_temporal_smoothing(checkpoint, tmp_path, capsys):
+    bag = write_synthetic_bag(tmp_path / 'walk', 6, WIDTH, HEIGHT, seed=3, storage='mcap',
+                              depth_topic=DEPTH_TOPIC, pose_topic='/camera/pose').path
+    runs = {}
+    for name, extra in (('default', ()), ('still', ('--temporal-smoothing', '0')),
+                        ('no_poses', ('--pose-topic', 'none'))):
+        assert main(eval_args(bag, tmp_path / name, checkpoint, '--pictures', 'none',
+                              *extra)) == 0
+        runs[name] = read_csv(tmp_path / name / 'frames.csv')
+    printed = capsys.readouterr().out
+    flicker = [float(r['flicker']) for r in runs['default']]
+    assert np.isnan(flicker[0]) and all(np.isfinite(flicker[1:]))   # needs a previous frame
+    assert all(int(r['flicker_points']) > 0.5 * WIDTH * HEIGHT for r in runs['default'][1:])
+    assert all(np.isnan(float(r['flicker'])) for r in runs['no_poses'])
+    summary = read_json(tmp_path / 'default' / 'summary.json')
+    assert summary['metrics']['mean']['flicker'] == pytest.approx(np.mean(flicker[1:]))
+    assert summary['input']['pose_topic'] == '/camera/pose' and summary['input']['poses'] == 6
+    assert 'flicker' in printed
+    # smoothing (the default) changes every frame but the first, and steadies the depth
+    depths = {name: output_depths(tmp_path / name) for name in ('default', 'still')}
+    np.testing.assert_array_equal(depths['default'][0], depths['still'][0])
+    assert not any(np.array_equal(a, b) for a, b in zip(depths['default'][1:],
+                                                        depths['still'][1:]))
+    still = np.mean([float(r['flicker']) for r in runs['still'][1:]])
+    assert np.mean(flicker[1:]) < still

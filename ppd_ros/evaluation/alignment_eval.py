@@ -15,6 +15,8 @@ LinearRegression on one feature) in numpy, seeded instead of unseeded:
   - a > 0: p = a pred + b, else p = pred * mean(y) / mean(pred[mask]) (p = pred if that
     mean is 0);
   - depth = clip(exp(p) - 1, 1e-3, max(gt[mask])).
+align_log_least_squares fits the same log(gt + 1) ~ a pred + b by plain least squares over
+the mask (no consensus set that could switch between similar frames; used for flicker).
 Note: the reference's sklearn pipeline may use min_samples = 3 (PolynomialFeatures adds a bias
 column); 2 is the minimum for a line and is used here.
 """
@@ -158,3 +160,14 @@ def align_least_squares(pred: np.ndarray, gt: np.ndarray,
     s, t = (float(s[0]), float(t[0])) if ok[0] else (1.0, 0.0)
     fallback = '' if ok[0] else 'prediction is constant over the mask; s = 1, t = 0'
     return Alignment(np.maximum(s * pred + t, MIN_GT_DEPTH), s, t, 'least_squares', fallback)
+
+
+def align_log_least_squares(pred: np.ndarray, gt: np.ndarray,
+                            mask: np.ndarray | None = None) -> Alignment:
+    """Least squares log(gt + 1) ~ a pred + b; depth = clip(exp(a pred + b) - 1, 1e-3, max gt)."""
+    pred, gt, valid = _alignment_inputs(pred, gt, mask)
+    a, b, ok = _line_through_samples(pred[valid][None], np.log1p(gt[valid])[None])
+    a, b = (float(a[0]), float(b[0])) if ok[0] else (1.0, 0.0)
+    fallback = '' if ok[0] else 'prediction is constant over the mask; a = 1, b = 0'
+    depth = np.clip(np.expm1(a * pred + b), MIN_GT_DEPTH, gt[valid].max())
+    return Alignment(depth, a, b, 'least_squares_log', fallback)

@@ -1,12 +1,12 @@
 """Frames of a bag for evaluation: colour image + matched GT depth (+ matched reference
-depth) + camera info, by index.
+depth) + camera info (+ camera pose), by index.
 
 Two passes over the bag:
 1. ``index_bag`` reads every message of the topics once for its header stamp (and keeps
-   the small camera infos). Image i is the i-th message of the image topic; its GT depth
-   (and its reference depth, when a reference topic is given) is the depth message with the
-   nearest header stamp within ``gt_max_dt_ns``; its camera info is the latest one stamped at
-   or before it (the first one for earlier frames).
+   the small camera infos and poses). Image i is the i-th message of the image topic; its GT
+   depth (and its reference depth, when a reference topic is given) is the depth message with
+   the nearest header stamp within ``gt_max_dt_ns``, and so is its camera pose; its camera
+   info is the latest one stamped at or before it (the first one for earlier frames).
 2. ``iter_frames`` streams the selected images in index order with their GT and reference,
    deserialising nothing else. Decoding to numpy is left to the caller (``decode_rgb`` /
    ``decode_gt`` / ``decode_reference``) so that a corrupt message costs one frame, never
@@ -28,7 +28,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 
 from ppd_ros.bag.message_decoders import (decode_camera_info, decode_compressed_image,
-                                          decode_image, stamp_ns)
+                                          decode_image, decode_pose_stamped, stamp_ns)
 from ppd_ros.bag.typestore import COMPRESSED_IMAGE, typestore
 from ppd_ros.evaluation.bag_topics import EvalTopics
 from ppd_ros.synthetic.camera import CameraInfoFields
@@ -63,6 +63,13 @@ class CameraInfoEntry:
     msg: Any                     # the rosbags message (re-published by live mode)
 
 
+@dataclass(frozen=True, eq=False)
+class CameraPoseEntry:
+    stamp_ns: int
+    world_from_camera: np.ndarray   # 4 x 4, camera (optical) frame -> fixed frame
+    world_frame_id: str             # the fixed frame; poses in different ones do not compare
+
+
 @dataclass(eq=False)
 class BagIndex:
     """What pass 1 learnt about the bag."""
@@ -73,6 +80,8 @@ class BagIndex:
     reference_for_image: dict[int, int] = field(default_factory=dict)  # -> reference ordinal
     infos: list[CameraInfoEntry] = field(default_factory=list)
     skipped_infos: int = 0
+    poses: list[CameraPoseEntry] = field(default_factory=list)
+    pose_for_image: dict[int, int] = field(default_factory=dict)  # image index -> poses index
 
     @property
     def n_images(self) -> int:
@@ -97,6 +106,7 @@ class SourceFrame:
     camera_info: CameraInfoEntry | None
     problem: str | None = None   # why the frame is unusable, when known before decoding
     reference_msg: Any | None = None
+    pose: CameraPoseEntry | None = None
 
 
 def _deserialize(raw: bytes, msgtype: str):
@@ -138,7 +148,7 @@ def index_bag(path: str | Path, topics: EvalTopics, gt_max_dt_ns: int) -> BagInd
     depth_stamps: dict[str, list[tuple[int, int]]] = {name: [] for name in depth}  # (stamp, n)
     depth_counts = {name: 0 for name in depth}
     with Reader(Path(path)) as reader:
-        names = [t for t in (topics.image, topics.info) if t is not None]
+        names = [t for t in (topics.image, topics.info, topics.pose) if t is not None]
         names += [topic for topic, _ in depth.values()]
         for conn, timestamp, raw in reader.messages(_connections(reader, names)):
             try:
@@ -152,6 +162,11 @@ def index_bag(path: str | Path, topics: EvalTopics, gt_max_dt_ns: int) -> BagInd
                 index.image_frame_ids.append(msg.header.frame_id if msg else '')
                 if msg is None:
                     index.unreadable_images[i] = reason
+            elif conn.topic == topics.pose:
+                if msg is not None:
+                    index.poses.append(CameraPoseEntry(stamp_ns(msg.header.stamp),
+                                                       decode_pose_stamped(msg),
+                                                       msg.header.frame_id))
             elif depth_names:
                 for name in depth_names:
                     if msg is not None:
@@ -169,6 +184,8 @@ def index_bag(path: str | Path, topics: EvalTopics, gt_max_dt_ns: int) -> BagInd
     index.infos.sort(key=lambda e: e.stamp_ns)
     for name, (_, pairs) in depth.items():
         _pair_by_stamp(index, depth_stamps[name], gt_max_dt_ns, pairs)
+    _pair_by_stamp(index, [(p.stamp_ns, n) for n, p in enumerate(index.poses)], gt_max_dt_ns,
+                   index.pose_for_image)
     return index
 
 
@@ -229,6 +246,8 @@ def _build_frame(i: int, image_raw: bytes, depth_raws: dict[str, bytes | None],
     stamp = index.image_stamps[i]
     frame = SourceFrame(i, stamp, index.image_frame_ids[i], topics.image_type, None, None,
                         index.camera_info(stamp), index.unreadable_images.get(i))
+    if i in index.pose_for_image:
+        frame.pose = index.poses[index.pose_for_image[i]]
     if frame.problem is None:
         frame.image_msg = _deserialize(image_raw, topics.image_type)
     if depth_raws.get('gt') is not None:

@@ -1,5 +1,6 @@
-"""Resolve and check the evaluation topics of a bag: colour image, GT depth, camera info, and
-(live mode) the metric depth reference played into the node's depth_reference input.
+"""Resolve and check the evaluation topics of a bag: colour image, GT depth, camera info,
+camera poses (for flicker), and (live mode) the metric depth reference played into the
+node's depth_reference input.
 
 The image topic may be given as the raw topic while the bag holds only its image_transport
 '/compressed' sibling (or the other way round); the message type decides how it is decoded.
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ppd_ros.bag.reader import MissingTopicError
-from ppd_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE
+from ppd_ros.bag.typestore import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, POSE_STAMPED
 
-#: --camera-info-topic value that picks the image topic's sibling 'camera_info' if it exists.
+#: --camera-info-topic / --pose-topic value that picks the image topic's sibling
+#: ('camera_info', 'pose') if it exists.
 AUTO = 'auto'
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
@@ -30,6 +32,7 @@ class EvalTopics:
     info: str | None
     reference: str | None = None       # sensor_msgs/msg/Image, 16UC1 mm or 32FC1 m
     reference_type: str | None = None
+    pose: str | None = None            # geometry_msgs/msg/PoseStamped of the camera
 
     @property
     def compressed(self) -> bool:
@@ -46,21 +49,25 @@ def _image_topic(available: dict[str, str], topic: str) -> str:
     return topic
 
 
-def _sibling_camera_info(available: dict[str, str], image_topic: str) -> str | None:
+def _sibling(available: dict[str, str], image_topic: str, name: str, msgtype: str
+             ) -> str | None:
     base = image_topic[:-len('/compressed')] if image_topic.endswith('/compressed') else image_topic
-    candidate = base.rsplit('/', 1)[0] + '/camera_info'
-    return candidate if available.get(candidate) == CAMERA_INFO else None
+    candidate = base.rsplit('/', 1)[0] + '/' + name
+    return candidate if available.get(candidate) == msgtype else None
 
 
 def resolve_topics(available: dict[str, str], bag: Path, image: str, gt: str | None,
-                   info: str | None, reference: str | None = None) -> EvalTopics:
+                   info: str | None, reference: str | None = None,
+                   pose: str | None = None) -> EvalTopics:
     """Check the topics against the bag's {topic: type}; MissingTopicError lists what exists.
 
-    info 'auto': the camera_info beside the image topic when the bag has it, else none.
+    info / pose 'auto': the camera_info / pose beside the image topic when the bag has it,
+    else none.
     """
     image = _image_topic(available, image)
-    info_topic = _sibling_camera_info(available, image) if info == AUTO else info
-    missing = [t for t in (image, gt, info_topic, reference)
+    info_topic = _sibling(available, image, 'camera_info', CAMERA_INFO) if info == AUTO else info
+    pose_topic = _sibling(available, image, 'pose', POSE_STAMPED) if pose == AUTO else pose
+    missing = [t for t in (image, gt, info_topic, reference, pose_topic)
                if t is not None and t not in available]
     if missing:
         raise MissingTopicError(missing, available, bag)
@@ -76,5 +83,8 @@ def resolve_topics(available: dict[str, str], bag: Path, image: str, gt: str | N
     if reference is not None and available[reference] != IMAGE:
         raise TopicTypeError(f"reference topic '{reference}' carries {available[reference]}; "
                              f"expected a 16UC1 (mm) or 32FC1 (m) {IMAGE}")
+    if pose_topic is not None and available[pose_topic] != POSE_STAMPED:
+        raise TopicTypeError(f"pose topic '{pose_topic}' carries {available[pose_topic]}; "
+                             f'expected {POSE_STAMPED}')
     return EvalTopics(image, available[image], gt, available[gt] if gt else None, info_topic,
-                      reference, available[reference] if reference else None)
+                      reference, available[reference] if reference else None, pose_topic)

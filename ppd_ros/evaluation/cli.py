@@ -34,6 +34,8 @@ from ppd_ros.evaluation.eval_settings import (OUTPUT_STORAGES, InputSpec, LiveSe
 from ppd_ros.evaluation.frame_metrics import EdgeMetricParams
 from ppd_ros.evaluation.frame_selection import FrameSelection, picture_indices
 from ppd_ros.evaluation.model_options import add_model_arguments, model_options_from_args
+from ppd_ros.evaluation.temporal_options import (add_temporal_arguments,
+                                                 temporal_settings_from_args)
 
 PROG = 'ppd-eval'
 EXIT_NODE_FAILED = EXIT_FAILED
@@ -73,10 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sensor_msgs/CameraInfo; 'auto': the camera_info beside the image "
                              "topic if the bag has one; 'none': no intrinsics (no edge metrics, "
                              'no points) (default: %(default)s)')
+    topics.add_argument('--pose-topic', default=AUTO,
+                        help="geometry_msgs/PoseStamped of the camera's optical frame in a "
+                             "fixed frame, for flicker; 'auto': the 'pose' beside the image "
+                             "topic if the bag has one; 'none': no flicker "
+                             '(default: %(default)s)')
     topics.add_argument('--gt-max-dt', type=float, default=0.005,
                         help='largest stamp difference [s] between an image and its GT depth '
                              '(default: %(default)s)')
     add_model_arguments(parser)
+    add_temporal_arguments(parser)
     frames = parser.add_argument_group('frames')
     frames.add_argument('--start', type=int, default=0, help='first frame index (inclusive)')
     frames.add_argument('--end', type=int, default=None, help='last frame index (exclusive)')
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from_args(args: argparse.Namespace):
     """OfflineSettings or LiveSettings of parsed arguments; ToolError for impossible values."""
     info = None if args.camera_info_topic.lower() == 'none' else args.camera_info_topic
+    pose = None if args.pose_topic.lower() == 'none' else args.pose_topic
     try:
         selection = FrameSelection(args.start, args.end, args.stride)
         picture_indices(args.pictures, [])  # checks the --pictures syntax
@@ -140,7 +149,7 @@ def settings_from_args(args: argparse.Namespace):
         raise ToolError(err) from None
     spec = InputSpec(bag=args.bag, image_topic=args.image_topic, gt_topic=args.depth_topic,
                      info_topic=info, gt_max_dt_s=args.gt_max_dt, selection=selection,
-                     reference_topic=args.reference_topic)
+                     reference_topic=args.reference_topic, pose_topic=pose)
     output = OutputSpec(out_dir=args.out, storage=args.output_storage,
                         namespace=args.output_namespace, pictures=args.pictures)
     if args.edge_band_px < 0 or args.flying_tau <= 0:
@@ -153,12 +162,13 @@ def settings_from_args(args: argparse.Namespace):
     edge = EdgeMetricParams(band_px=args.edge_band_px, flying_tau_rel=args.flying_tau,
                             ransac_seed=args.ransac_seed)
     model = model_options_from_args(args)
+    temporal = temporal_settings_from_args(args)
     if args.mode == 'offline':
         if args.reference_topic is not None and args.depth_topic is None:
             raise ToolError('--reference-topic offline scores the fusion against ground '
                             'truth: give --depth-topic too')
         return OfflineSettings(spec, model, output, edge, fresh=args.fresh,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, temporal=temporal)
     for param in args.node_param:
         if ':=' not in param:
             raise ToolError(f"--node-param must look like NAME:=VALUE, got '{param}'")
@@ -188,6 +198,8 @@ def _print_offline(summary: dict, out: Path) -> None:
     if counts['with_gt']:
         line += (f"; RANSAC-log AbsRel {mean['ransac_log_abs_rel']:.4f} "
                  f"δ1 {mean['ransac_log_d1']:.4f}; LSQ AbsRel {mean['lsq_abs_rel']:.4f}")
+        if math.isfinite(mean['flicker']):
+            line += f"; flicker {100 * mean['flicker']:.2f} %"
     print(line + f'; results in {out}')
     if 'fusion_comparison' in summary:
         print(summary['fusion_comparison']['table'])

@@ -35,6 +35,8 @@ class EvalInput:
         }
         if self.topics.reference is not None:
             described['input']['reference_topic'] = self.topics.reference
+        described['input']['pose_topic'] = self.topics.pose
+        described['input']['poses'] = len(self.index.pose_for_image)
         return described
 
 
@@ -44,7 +46,7 @@ def open_input(spec: InputSpec) -> EvalInput:
     bag = spec.bag.resolve()
     storage = bag_storage(bag)
     topics = resolve_topics(bag_topics(bag), bag, spec.image_topic, spec.gt_topic,
-                            spec.info_topic, spec.reference_topic)
+                            spec.info_topic, spec.reference_topic, spec.pose_topic)
     index = index_bag(bag, topics, round(spec.gt_max_dt_s * 1e9))
     selected = spec.selection.indices(index.n_images)
     if not selected:

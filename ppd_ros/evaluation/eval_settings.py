@@ -7,6 +7,7 @@ from pathlib import Path
 from ppd_ros.evaluation.frame_metrics import EdgeMetricParams
 from ppd_ros.evaluation.frame_selection import FrameSelection
 from ppd_ros.evaluation.model_options import ModelOptions
+from ppd_ros.pipeline.temporal_smoothing import RECOMMENDED, TemporalSettings
 
 OUTPUT_STORAGES = ('same', 'sqlite3', 'mcap')
 
@@ -20,6 +21,7 @@ class InputSpec:
     gt_max_dt_s: float              #: largest |stamp difference| of a matched GT / reference
     selection: FrameSelection
     reference_topic: str | None = None  #: live: metric depth played into depth_reference
+    pose_topic: str | None = None   #: camera poses (flicker); 'auto': the 'pose' beside the image
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class OfflineSettings:
     edge: EdgeMetricParams = EdgeMetricParams()
     fresh: bool = False             #: discard stored per-frame results first
     progress: bool = True
+    temporal: TemporalSettings = RECOMMENDED    #: the node's temporal.* parameters
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
     LSQ scale + shift in depth space           -> metres -> AbsRel, delta_0.5..3
 
 The edge-aware metrics use the RANSAC-aligned depth and need the camera intrinsics; without a
-camera they are NaN. Definitions: ppd_ros.evaluation.alignment_eval / metrics / edge_band /
+camera they are NaN. Flicker (ppd_ros.evaluation.flicker) compares a frame with the one before
+it, so evaluate_frame leaves it NaN and the sequence evaluation fills it in. Definitions: ppd_ros.evaluation.alignment_eval / metrics / edge_band /
 edge_chamfer / flying_pixels.
 """
 from __future__ import annotations
@@ -27,9 +28,10 @@ _DEPTH_KEYS = ('abs_rel', 'd05', 'd1', 'd2', 'd3')
 METRIC_COLUMNS = (
     tuple(f'ransac_log_{k}' for k in _DEPTH_KEYS) + tuple(f'lsq_{k}' for k in _DEPTH_KEYS)
     + ('gt_pixels', 'edge_chamfer_m', 'edge_points', 'flying_pixel_ratio',
-       'flying_band_pixels', 'ransac_log_scale', 'ransac_log_shift', 'lsq_scale', 'lsq_shift'))
+       'flying_band_pixels', 'ransac_log_scale', 'ransac_log_shift', 'lsq_scale', 'lsq_shift',
+       'flicker', 'flicker_points'))
 #: Columns that are counts, not averaged quantities.
-COUNT_COLUMNS = ('gt_pixels', 'edge_points', 'flying_band_pixels')
+COUNT_COLUMNS = ('gt_pixels', 'edge_points', 'flying_band_pixels', 'flicker_points')
 
 
 @dataclass(frozen=True)

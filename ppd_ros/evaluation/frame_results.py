@@ -26,7 +26,7 @@ import numpy as np
 from ppd_ros.evaluation.frame_metrics import COUNT_COLUMNS, METRIC_COLUMNS
 from ppd_ros.synthetic.camera import CameraInfoFields
 
-STORE_VERSION = 1
+STORE_VERSION = 2
 CSV_COLUMNS = ('index', 'stamp_ns', 'has_gt') + METRIC_COLUMNS + ('inference_s',)
 
 
@@ -67,6 +67,8 @@ class FrameResult:
     gt: np.ndarray | None              #: float32 GT metres (NaN invalid)
     rgb: np.ndarray                    #: uint8 input image
     camera: CameraInfoFields | None    #: intrinsics of the output size
+    pose: np.ndarray | None = None     #: 4 x 4 camera (optical) frame -> world_frame_id
+    world_frame_id: str = ''
 
     @property
     def has_gt(self) -> bool:
@@ -182,7 +184,9 @@ class FrameStore:
     def save(self, result: FrameResult) -> None:
         meta = {'index': result.index, 'stamp_ns': result.stamp_ns,
                 'frame_id': result.frame_id, 'metrics': result.metrics,
-                'inference_s': result.inference_s, 'camera': _camera_to_json(result.camera)}
+                'inference_s': result.inference_s, 'camera': _camera_to_json(result.camera),
+                'pose': None if result.pose is None else np.asarray(result.pose).tolist(),
+                'world_frame_id': result.world_frame_id}
         arrays = {'meta': np.array(json.dumps(meta)), 'relative': result.relative,
                   'rgb': result.rgb}
         if result.metres is not None:
@@ -236,4 +240,6 @@ class FrameStore:
                 metrics=meta['metrics'], inference_s=meta['inference_s'],
                 relative=data['relative'], metres=data['metres'] if 'metres' in data.files
                 else None, gt=data['gt'] if 'gt' in data.files else None, rgb=data['rgb'],
-                camera=_camera_from_json(meta['camera']))
+                camera=_camera_from_json(meta['camera']),
+                pose=None if meta.get('pose') is None else np.array(meta['pose']),
+                world_frame_id=meta.get('world_frame_id', ''))

@@ -1,7 +1,8 @@
 """Offline evaluation: every selected frame of a bag through the model, in order, resumable.
 
     bag --(bag_frames)--> frame --(DepthPipeline)--> relative depth --(frame_metrics)-->
-        metrics + aligned metres --(frame_results)--> frames/<index>.npz + frames.csv row
+        metrics + aligned metres (+ flicker against the previous frame, with camera poses)
+        --(frame_results)--> frames/<index>.npz + frames.csv row
     with a reference depth topic (a depth sensor), also --(fusion_comparison)--> the scores
         of the sensor, ppd_ros fused, fused with inpainting, PPD aligned (depth.mode fusion /
         reference, the node's code; one fit per frame)
@@ -9,22 +10,27 @@
     metrics_over_time.png
 
 Frames already in the store are skipped, so re-running an interrupted command resumes it and
-ends with the same outputs. No rclpy here.
+ends with the same outputs (except that temporal smoothing restarts where a run resumes).
+No rclpy here.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from ppd_ros.evaluation.alignment_eval import align_log_least_squares
 from ppd_ros.evaluation.bag_frames import (FrameDecodeError, SourceFrame, decode_gt,
                                            decode_reference, decode_rgb, iter_frames)
 from ppd_ros.evaluation.eval_input import EvalInput, open_input
 from ppd_ros.evaluation.eval_settings import OfflineSettings, resolve_storage
+from ppd_ros.evaluation.flicker import frame_flicker
 from ppd_ros.evaluation.frame_camera import camera_at_size
 from ppd_ros.evaluation.frame_metrics import METRIC_COLUMNS, EdgeMetricParams, evaluate_frame
 from ppd_ros.evaluation.frame_results import FailedFrame, FrameResult, FrameStore
@@ -71,7 +77,8 @@ def store_fingerprint(settings: OfflineSettings, source: EvalInput) -> dict:
             'gt_topic': source.topics.gt, 'camera_info_topic': source.topics.info,
             'gt_max_dt_s': spec.gt_max_dt_s, 'model': settings.model.fingerprint(),
             'edge_band_px': settings.edge.band_px, 'flying_tau_rel': settings.edge.flying_tau_rel,
-            'ransac_seed': settings.edge.ransac_seed,
+            'ransac_seed': settings.edge.ransac_seed, 'pose_topic': source.topics.pose,
+            'temporal': asdict(settings.temporal),
             **({'reference_topic': source.topics.reference,
                 'comparison': 'fusion_comparison v1'} if source.topics.reference else {})}
 
@@ -107,7 +114,61 @@ def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetri
         index=frame.index, stamp_ns=frame.stamp_ns, frame_id=frame.frame_id,
         metrics=metrics, inference_s=float(prediction.timings['total']),
         relative=evaluation.relative.astype(np.float32), metres=evaluation.metres, gt=gt,
-        rgb=rgb, camera=camera.info if camera else None)
+        rgb=rgb, camera=camera.info if camera else None,
+        pose=frame.pose.world_from_camera if frame.pose else None,
+        world_frame_id=frame.pose.world_frame_id if frame.pose else '')
+
+
+def add_flicker(result: FrameResult, before: FrameResult | None) -> None:
+    """result.metrics['flicker'] (and its point count) against the frame before it, when both
+    have GT, camera intrinsics of one size and poses in one fixed frame. Each relative
+    prediction is made metric by its own least-squares fit in log(1 + d) (evaluation.flicker)."""
+    if (before is None or result.metres is None or before.metres is None
+            or result.pose is None or before.pose is None or result.camera is None
+            or before.world_frame_id != result.world_frame_id
+            or before.camera != result.camera):
+        return
+    k = result.camera.K
+    flicker = frame_flicker(align_log_least_squares(before.relative, before.gt).depth,
+                            before.gt, before.pose,
+                            align_log_least_squares(result.relative, result.gt).depth,
+                            result.gt, result.pose, (k[0, 0], k[1, 1], k[0, 2], k[1, 2]))
+    result.metrics.update(flicker=flicker.flicker, flicker_points=flicker.n_points)
+
+
+def _previous_selected(index: int, selected: list[int]) -> int | None:
+    """The selected frame before ``index`` (``selected`` is in increasing order)."""
+    position = bisect.bisect_left(selected, index)
+    return selected[position - 1] if position > 0 else None
+
+
+def _frame_before(index: int, selected: list[int], store: FrameStore,
+                  last: FrameResult | None) -> FrameResult | None:
+    """The evaluated result of the selected frame just before ``index``, if there is one."""
+    wanted = _previous_selected(index, selected)
+    if wanted is None:
+        return None
+    if last is not None and last.index == wanted:
+        return last
+    return store.load(wanted) if wanted in store.completed() else None
+
+
+def _continue_stream(pipeline, options, index: int, selected: list[int], store: FrameStore,
+                     last: FrameResult | None) -> None:
+    """Give the pipeline's temporal stage the frame it would have seen last in one
+    uninterrupted run: the latest evaluated frame before ``index`` (from the store when this
+    run did not compute it), so a resumed run smooths exactly as an uninterrupted one."""
+    if last is not None and last.index == _previous_selected(index, selected):
+        return  # the usual case: the pipeline has just processed it
+    completed = store.completed()
+    before = [i for i in selected[:bisect.bisect_left(selected, index)] if i in completed]
+    if last is not None and before and before[-1] == last.index:
+        return
+    if not before:
+        pipeline.continue_stream(options=options)
+        return
+    earlier = store.load(before[-1])
+    pipeline.continue_stream(earlier.rgb, earlier.relative, options)
 
 
 def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameStore,
@@ -125,18 +186,22 @@ def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameS
     pipeline = DepthPipeline(predictor, overlap=False)  # no clouds: no helper thread
     seed = settings.model.seed
     options = PipelineOptions(steps=settings.model.steps, seed=None if seed < 0 else seed,
-                              cloud=False, colorize=False)
+                              cloud=False, colorize=False, temporal=settings.temporal)
+    last = None
     started = time.monotonic()
     with tqdm(total=len(source.selected), initial=done_before, desc='ppd-eval', unit='frame',
               disable=not settings.progress, dynamic_ncols=True) as progress:
         for frame in iter_frames(source.bag, source.topics, source.index, todo):
+            _continue_stream(pipeline, options, frame.index, source.selected, store, last)
             try:
                 result = evaluate_source_frame(frame, pipeline, options, settings.edge)
             except FRAME_ERRORS as err:
                 log.warning('frame %d skipped: %s', frame.index, err)
                 store.save_failure(FailedFrame(frame.index, frame.stamp_ns, str(err)))
             else:
+                add_flicker(result, _frame_before(result.index, source.selected, store, last))
                 store.save(result)
+                last = result
             progress.update()
     return model_info, time.monotonic() - started
 

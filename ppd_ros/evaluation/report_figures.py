@@ -136,15 +136,20 @@ def plot_over_time(path: Path, times_s: list[float], panels: list[Panel], title:
 
 
 def metric_panels(rows: list[dict]) -> list[Panel]:
-    """AbsRel, delta1, edge Chamfer and flying-pixel panels of per-frame metric rows."""
+    """AbsRel, delta1, edge Chamfer and flying-pixel panels of per-frame metric rows, and
+    flicker when some frame has it."""
     def column(key):
         return [r[key] for r in rows]
-    return [
+    panels = [
         Panel('AbsRel', {'RANSAC-log': column('ransac_log_abs_rel'), 'LSQ': column('lsq_abs_rel')}),
         Panel('δ1 (1.25)', {'RANSAC-log': column('ransac_log_d1'), 'LSQ': column('lsq_d1')}),
         Panel('edge Chamfer [m]', {'edge Chamfer': column('edge_chamfer_m')}),
         Panel('flying-pixel ratio', {'flying pixels': column('flying_pixel_ratio')}),
     ]
+    flicker = [r.get('flicker', math.nan) for r in rows]
+    if any(v is not None and math.isfinite(float(v)) for v in flicker):
+        panels.append(Panel('flicker [%]', {'flicker': [100 * float(v) for v in flicker]}))
+    return panels
 
 
 def metric_depth_panels(rows: list[dict], sources: dict[str, str]) -> list[Panel]:
