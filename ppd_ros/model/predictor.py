@@ -53,6 +53,7 @@ class Prediction:
     timings: dict[str, float]    # seconds: preprocess, semantics, dit, postprocess, total
     timesteps: tuple[int, ...] = field(default=())  # the integer timesteps that were run
     network_samples: np.ndarray | None = None  # float32 (K, h, w): x_0 + 0.5 of each draw
+    spread: np.ndarray | None = None  # float32 (H, W): std. deviation of the K draws, K > 1
 
 
 class PredictionInterrupted(RuntimeError):
@@ -165,7 +166,8 @@ class DepthPredictor:
 
         resize=True runs at ``network_size(H, W)``; resize=False runs at the input size, which
         must then be a multiple of 16. ``samples`` K > 1 draws K noises, runs them as one DiT
-        batch (the encoder once) and averages them (``network_samples`` keeps each).
+        batch (the encoder once) and averages them (``network_samples`` keeps each; ``spread``
+        is their per-pixel standard deviation at the input size, larger = less sure).
         ``noise`` (K, 1, h, w) replaces the Gaussian draws; otherwise ``seed`` makes them
         reproducible (see the module docstring).
         """
@@ -242,13 +244,17 @@ class DepthPredictor:
             depth = upsample_depth(network_depth, *rgb.shape[:2], self.upsampling, rgb,
                                    resized[b])
             samples_np = network[b].cpu().numpy().astype(np.float32, copy=False)
-            outputs.append((depth, network_depth, samples_np))
+            spread = None
+            if samples > 1:   # a spread, not a depth: plain bilinear is right here
+                std = network[b].std(dim=0, correction=0).cpu().numpy().astype(np.float32)
+                spread = upsample_depth(std, *rgb.shape[:2], 'bilinear')
+            outputs.append((depth, network_depth, samples_np, spread))
         end = time.perf_counter()
         timings = {'preprocess': t_pre - start, 'semantics': t_sem - t_pre, 'dit': t_dit - t_sem,
                    'postprocess': end - t_dit, 'total': end - start}
         run = tuple(int(t) for t in schedule)
-        return [Prediction(depth, network_depth, dict(timings), run, network_samples)
-                for depth, network_depth, network_samples in outputs]
+        return [Prediction(depth, network_depth, dict(timings), run, network_samples, spread)
+                for depth, network_depth, network_samples, spread in outputs]
 
     def _noise(self, images: int, samples: int, shape: tuple[int, int], seed: int | None,
                noise: torch.Tensor | np.ndarray | None) -> torch.Tensor:
