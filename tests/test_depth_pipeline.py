@@ -6,7 +6,8 @@ import pytest
 
 from ppd_ros.geometry.camera_model import camera_from_info_fields
 from ppd_ros.geometry.pointcloud_layout import decode_cloud
-from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions, output_size
+from ppd_ros.pipeline.depth_pipeline import (DepthPipeline, PipelineOptions, output_size,
+                                            resize_nearest)
 from ppd_ros.pipeline.metric_scaler import (DepthModeError, RangeScaler, ReferenceScaler,
                                             ScaleSettings, metric_scaler_for_mode)
 
@@ -201,3 +202,20 @@ def test_scene_changes_reach_the_scaler_and_restart_smoothing(rgb):
     resumed = pipeline.process(rgb, None, replace(options, seed=5), scaler)
     np.testing.assert_array_equal(resumed.relative, again.relative)
     assert scaler.scene_changes == 2
+
+
+def test_samples_give_a_confidence_map_in_the_units_of_the_depth(pipeline, rgb):
+    relative = pipeline.process(rgb, None, PipelineOptions(steps=1, samples=3, colorize=False))
+    assert relative.confidence.shape == (H, W) and relative.confidence.dtype == np.float32
+    spread = pipeline.predictor.predict(rgb, steps=1, seed=0, samples=3).spread
+    np.testing.assert_array_equal(relative.confidence, spread)
+    assert pipeline.process(rgb, None, PipelineOptions(steps=1)).confidence is None
+    scaler = RangeScaler(ScaleSettings(1.0, 5.0))
+    scaler.begin_frame(0.0)
+    options = PipelineOptions(steps=1, samples=3, colorize=False, output_scale=0.5)
+    metric = pipeline.process(rgb, None, options, scaler)
+    a = scaler.status.a        # d = exp(a p + b) - 1 moves a (1 + d) metres per unit of p
+    expected = a * (1 + metric.metres) * resize_nearest(spread, W // 2, H // 2)
+    np.testing.assert_allclose(metric.confidence, expected, rtol=1e-5)
+    assert metric.confidence.shape == metric.metres.shape == (H // 2, W // 2)
+    assert np.array_equal(np.isnan(metric.confidence), np.isnan(metric.metres))

@@ -92,6 +92,7 @@ def test_offline_run_writes_csv_summary_pictures_and_plot(uninterrupted, bags):
     assert summary['model']['name'] == 'tiny' and summary['model']['steps'] == 4
     assert summary['run']['frames_processed'] == N_FRAMES
     assert summary['inference']['fps'] > 0
+    assert summary['sparsification'] is None       # one noise draw: no confidence map
 
     pictures = summary['outputs']['pictures']
     assert pictures == [f'pictures/frame_{i:06d}.png' for i in (0, 6, 13, 19)]
@@ -263,3 +264,22 @@ def test_flicker_from_camera_poses_and_temporal_smoothing(checkpoint, tmp_path, 
                                                         depths['still'][1:]))
     still = np.mean([float(r['flicker']) for r in runs['still'][1:]])
     assert np.mean(flicker[1:]) < still
+
+
+def test_samples_are_scored_as_a_confidence_map(bags, checkpoint, tmp_path, capsys):
+    out = tmp_path / 'ensemble'
+    assert main(eval_args(bags['sqlite3'].path, out, checkpoint, '--samples', '3',
+                          '--end', '3', '--pictures', 'none')) == 0
+    rows = read_csv(out / 'frames.csv')
+    for key in ('confidence_spearman', 'confidence_ause', 'confidence_ause_random'):
+        assert all(np.isfinite(float(r[key])) for r in rows), key
+    assert all(-1 <= float(r['confidence_spearman']) <= 1 for r in rows)
+    summary = read_json(out / 'summary.json')
+    curves = summary['sparsification']
+    assert curves['frames'] == 3 and len(curves['fractions']) == len(curves['oracle']) == 50
+    assert curves['by_confidence'][0] == pytest.approx(curves['random'])
+    assert all(o <= c + 1e-12 for o, c in zip(curves['oracle'], curves['by_confidence']))
+    assert summary['model']['samples'] == 3
+    image = cv2.imread(str(out / summary['outputs']['sparsification_plot']))
+    assert image is not None and image.std() > 20
+    assert 'confidence: Spearman' in capsys.readouterr().out

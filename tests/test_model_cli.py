@@ -197,3 +197,19 @@ def test_moge_refuses_a_manual_metric_fit_in_one_line(tmp_path, capsys):
                  str(tmp_path / 'out')]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and '--metric-fit' in err[0]
+
+
+def test_samples_write_the_mean_depth_and_the_spread(tmp_path, tiny_checkpoint):
+    image = tmp_path / 'a.png'
+    rgb = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(image), rgb)
+    out = tmp_path / 'out'
+    assert main([str(image), '--checkpoint', str(tiny_checkpoint), '--outdir', str(out),
+                 '--device', 'cpu', '--steps', '1', '--samples', '3']) == 0
+    spread = np.load(out / 'a_spread.npy')
+    assert spread.shape == (48, 64) and spread.dtype == np.float32 and np.all(spread >= 0)
+    assert spread.max() > 0
+    picture = cv2.imread(str(out / 'a_spread.png'))
+    assert picture is not None and picture.std() > 20
+    assert main([str(image), '--checkpoint', str(tiny_checkpoint), '--outdir', str(out),
+                 '--samples', '0']) == 2

@@ -6,6 +6,9 @@ For every image ``<stem>`` it writes into --outdir (never over an input image):
   ``ppd_ros.model.Prediction``), at the input resolution;
 * ``<stem>_depth.png``           input | relative depth (Spectral, near = red), titled, with
   a colour bar;
+* with --samples K > 1 (the depth is then the mean of K noise draws): ``<stem>_spread.npy``,
+  float32 H x W standard deviation of the K draws in relative-depth units (larger = less
+  sure), and ``<stem>_spread.png``, input | spread;
 * with --ply: ``<stem>_relative.ply``, or ``<stem>_metric.ply`` when --metric-fit A B gives the
   log-depth alignment log(1 + Z) = A * depth + B (Z in metres). The relative cloud uses
   Z = exp(depth): shape up to an unknown log-affine distortion, no unit. Points are in the
@@ -60,6 +63,9 @@ def output_paths(image: Path, outdir: Path, args: argparse.Namespace) -> dict[st
     paths = {'depth': outdir / f'{stem}_relative_depth.npy', 'picture': outdir / f'{stem}_depth.png'}
     if args.moge:
         paths['metric_depth'] = outdir / f'{stem}_metric_depth.npy'
+    if args.samples > 1:
+        paths.update(spread=outdir / f'{stem}_spread.npy',
+                     spread_picture=outdir / f'{stem}_spread.png')
     if args.ply:
         kind = 'relative' if args.metric_fit is None and not args.moge else 'metric'
         paths['ply'] = outdir / f'{stem}_{kind}.ply'
@@ -262,11 +268,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ppd_ros.model.moge2_geometry import KnownIntrinsics
             known = None if args.fx is None else KnownIntrinsics(camera.fx, camera.fy,
                                                                  camera.cx, camera.cy)
-            pred = predictor.predict(rgb, steps=options.steps, seed=seed, camera=known)
+            pred = predictor.predict(rgb, steps=options.steps, seed=seed, camera=known,
+                                     samples=options.samples)
         else:
-            pred = predictor.predict(rgb, steps=options.steps, seed=seed)
+            pred = predictor.predict(rgb, steps=options.steps, seed=seed,
+                                     samples=options.samples)
         np.save(paths['depth'], pred.depth)
         write_picture(paths['picture'], image, rgb, pred.depth, info['name'], options.steps)
+        if pred.spread is not None:
+            from ppd_ros.evaluation.report_figures import spread_picture
+            np.save(paths['spread'], pred.spread)
+            spread_picture(paths['spread_picture'], rgb, pred.spread,
+                           f'{image.name}: spread of {options.samples} draws by '
+                           f"{info['name']}, {options.steps} steps")
         if args.moge:
             try:
                 write_moge_outputs(paths, rgb, pred, predictor.depth)

@@ -200,6 +200,9 @@ def _print_offline(summary: dict, out: Path) -> None:
                  f"δ1 {mean['ransac_log_d1']:.4f}; LSQ AbsRel {mean['lsq_abs_rel']:.4f}")
         if math.isfinite(mean['flicker']):
             line += f"; flicker {100 * mean['flicker']:.2f} %"
+        if math.isfinite(mean['confidence_ause']):
+            line += (f"; confidence: Spearman {mean['confidence_spearman']:.3f}, AUSE "
+                     f"{mean['confidence_ause']:.4f} (random {mean['confidence_ause_random']:.4f})")
     print(line + f'; results in {out}')
     if 'fusion_comparison' in summary:
         print(summary['fusion_comparison']['table'])

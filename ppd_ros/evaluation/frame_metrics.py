@@ -5,9 +5,10 @@
     LSQ scale + shift in depth space           -> metres -> AbsRel, delta_0.5..3
 
 The edge-aware metrics use the RANSAC-aligned depth and need the camera intrinsics; without a
-camera they are NaN. Flicker (ppd_ros.evaluation.flicker) compares a frame with the one before
-it, so evaluate_frame leaves it NaN and the sequence evaluation fills it in. Definitions: ppd_ros.evaluation.alignment_eval / metrics / edge_band /
-edge_chamfer / flying_pixels.
+camera they are NaN. Definitions: ppd_ros.evaluation.alignment_eval / metrics / edge_band /
+edge_chamfer / flying_pixels. evaluate_frame leaves two groups NaN for the caller to fill in:
+flicker (evaluation.flicker: needs the frame before) and the confidence columns
+(evaluation.uncertainty: need the spread of several noise draws).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from ppd_ros.evaluation.alignment_eval import align_least_squares, align_ransac_
 from ppd_ros.evaluation.edge_chamfer import edge_chamfer_distance
 from ppd_ros.evaluation.flying_pixels import flying_pixel_ratio
 from ppd_ros.evaluation.metrics import depth_metrics
+from ppd_ros.evaluation.uncertainty import CONFIDENCE_COLUMNS
 from ppd_ros.geometry.camera_model import PinholeCamera
 from ppd_ros.pipeline.depth_pipeline import resize_nearest
 
@@ -29,7 +31,7 @@ METRIC_COLUMNS = (
     tuple(f'ransac_log_{k}' for k in _DEPTH_KEYS) + tuple(f'lsq_{k}' for k in _DEPTH_KEYS)
     + ('gt_pixels', 'edge_chamfer_m', 'edge_points', 'flying_pixel_ratio',
        'flying_band_pixels', 'ransac_log_scale', 'ransac_log_shift', 'lsq_scale', 'lsq_shift',
-       'flicker', 'flicker_points'))
+       'flicker', 'flicker_points') + CONFIDENCE_COLUMNS)
 #: Columns that are counts, not averaged quantities.
 COUNT_COLUMNS = ('gt_pixels', 'edge_points', 'flying_band_pixels', 'flicker_points')
 

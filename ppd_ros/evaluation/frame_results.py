@@ -69,6 +69,7 @@ class FrameResult:
     camera: CameraInfoFields | None    #: intrinsics of the output size
     pose: np.ndarray | None = None     #: 4 x 4 camera (optical) frame -> world_frame_id
     world_frame_id: str = ''
+    confidence: np.ndarray | None = None  #: float32 spread of the K draws (relative), GT size
 
     @property
     def has_gt(self) -> bool:
@@ -193,6 +194,8 @@ class FrameStore:
             arrays['metres'] = result.metres
         if result.gt is not None:
             arrays['gt'] = result.gt
+        if result.confidence is not None:
+            arrays['confidence'] = result.confidence
         _write_atomically(self._npz(result.index), lambda h: np.savez_compressed(h, **arrays))
         self._append_csv(self._row(meta, result.has_gt))
 
@@ -242,4 +245,5 @@ class FrameStore:
                 else None, gt=data['gt'] if 'gt' in data.files else None, rgb=data['rgb'],
                 camera=_camera_from_json(meta['camera']),
                 pose=None if meta.get('pose') is None else np.array(meta['pose']),
-                world_frame_id=meta.get('world_frame_id', ''))
+                world_frame_id=meta.get('world_frame_id', ''),
+                confidence=data['confidence'] if 'confidence' in data.files else None)

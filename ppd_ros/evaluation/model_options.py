@@ -38,6 +38,7 @@ class ModelOptions:
     upsampling: str = DEFAULTS['upsampling']
     backend: str = DEFAULTS['backend']
     export_dir: str = DEFAULTS['export_dir']
+    samples: int = 1        #: K noise draws per frame (one batch); K > 1 adds confidence
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
@@ -67,7 +68,7 @@ class ModelOptions:
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
                 'seed': self.seed, 'network_area': self.network_area,
                 'upsampling': self.upsampling, 'backend': self.backend,
-                'export_dir': self.export_dir}
+                'export_dir': self.export_dir, 'samples': self.samples}
 
     def notice(self) -> str | None:
         """One line when the model was trained only on synthetic scenes (the tiny model)."""
@@ -118,6 +119,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
                        help='noise seed, the same every frame; -1 draws fresh noise per frame '
                             '(results then differ between runs) (default %(default)s)')
+    group.add_argument('--samples', type=int, default=1, metavar='K',
+                       help='noise draws per frame, run as one batch: the depth is their mean '
+                            'and their spread is scored as a confidence map (Spearman, '
+                            'sparsification / AUSE) (default %(default)s)')
 
 
 def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
@@ -137,6 +142,8 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
     problem = check_network_area_setting(args.network_area)
     if problem:
         raise ToolError(f'--network-area: {problem}')
+    if not 1 <= args.samples <= 64:
+        raise ToolError(f'--samples must be in 1..64, got {args.samples}')
     return ModelOptions(
         checkpoint=args.checkpoint or '',
         dit_checkpoint=args.dit_checkpoint or DEFAULTS['dit_checkpoint'],
@@ -144,7 +151,7 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
         variant=variant, device=args.device, precision=args.precision,
         num_threads=args.num_threads, steps=args.steps, seed=args.seed,
         network_area=args.network_area, upsampling=args.upsampling,
-        backend=args.backend, export_dir=args.export_dir or '')
+        backend=args.backend, export_dir=args.export_dir or '', samples=args.samples)
 
 
 def load_model(options: ModelOptions):
@@ -164,7 +171,7 @@ def load_model(options: ModelOptions):
             'train_size': [predictor.config.train_width, predictor.config.train_height],
             'device': str(predictor.device), 'precision': options.precision,
             'network_area': predictor.network_area, 'upsampling': options.upsampling,
-            'steps': options.steps, 'seed': options.seed,
+            'steps': options.steps, 'seed': options.seed, 'samples': options.samples,
             'torch_threads': torch.get_num_threads(),
             'weights': {k: str(v) for k, v in files.items()}}
     return predictor, info

@@ -42,10 +42,13 @@ from ppd_ros.evaluation.model_options import load_model
 from ppd_ros.evaluation.output_bag import (METRIC_MEANING, RELATIVE_MEANING, OutputTopics,
                                            write_output_bag)
 from ppd_ros.evaluation.report_figures import (Panel, metric_panels, plot_over_time,
-                                               plot_title, side_by_side_picture)
+                                               plot_sparsification, plot_title,
+                                               side_by_side_picture)
 from ppd_ros.evaluation.summary import metric_means, timing_stats, write_json
+from ppd_ros.evaluation.uncertainty import confidence_scores
 from ppd_ros.geometry.camera_model import CameraModelError
 from ppd_ros.messages.image_encoding import ImageEncodingError
+from ppd_ros.pipeline.depth_pipeline import resize_nearest
 
 log = logging.getLogger('ppd_ros.evaluation')
 
@@ -53,6 +56,7 @@ SUMMARY_FILE = 'summary.json'
 OUTPUT_BAG = 'depth_bag'
 PICTURES_DIR = 'pictures'
 PLOT_FILE = 'metrics_over_time.png'
+SPARSIFICATION_PLOT = 'sparsification.png'
 MODEL_INFO_FILE = 'model.json'
 #: Per-frame problems that skip the frame instead of ending the run.
 FRAME_ERRORS = (FrameDecodeError, ImageEncodingError, CameraModelError, ValueError)
@@ -106,6 +110,11 @@ def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetri
         camera = None
     evaluation = evaluate_frame(prediction.relative, gt, camera.model if camera else None, edge)
     metrics = dict(evaluation.metrics)
+    confidence = prediction.confidence
+    if confidence is not None:
+        confidence = resize_nearest(confidence, width, height)
+        if evaluation.metres is not None:
+            metrics.update(confidence_scores(confidence, evaluation.metres, gt)[0])
     reference = decode_reference(frame)
     if reference is not None and gt is not None:
         depths = comparison_depths(prediction.relative, reference, rgb)
@@ -116,7 +125,7 @@ def evaluate_source_frame(frame: SourceFrame, pipeline, options, edge: EdgeMetri
         relative=evaluation.relative.astype(np.float32), metres=evaluation.metres, gt=gt,
         rgb=rgb, camera=camera.info if camera else None,
         pose=frame.pose.world_from_camera if frame.pose else None,
-        world_frame_id=frame.pose.world_frame_id if frame.pose else '')
+        world_frame_id=frame.pose.world_frame_id if frame.pose else '', confidence=confidence)
 
 
 def add_flicker(result: FrameResult, before: FrameResult | None) -> None:
@@ -186,7 +195,8 @@ def _compute_missing(settings: OfflineSettings, source: EvalInput, store: FrameS
     pipeline = DepthPipeline(predictor, overlap=False)  # no clouds: no helper thread
     seed = settings.model.seed
     options = PipelineOptions(steps=settings.model.steps, seed=None if seed < 0 else seed,
-                              cloud=False, colorize=False, temporal=settings.temporal)
+                              cloud=False, colorize=False, temporal=settings.temporal,
+                              samples=settings.model.samples)
     last = None
     started = time.monotonic()
     with tqdm(total=len(source.selected), initial=done_before, desc='ppd-eval', unit='frame',
@@ -222,7 +232,8 @@ def _picture_title(result: FrameResult) -> str:
 
 
 def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameStore,
-                   completed: list[int], rows: list[dict], model_info: dict) -> dict:
+                   completed: list[int], rows: list[dict], model_info: dict,
+                   curves: dict | None) -> dict:
     out = settings.output.out_dir
     metric = source.topics.gt is not None
     storage = resolve_storage(settings.output.storage, source.storage)
@@ -250,9 +261,33 @@ def _write_reports(settings: OfflineSettings, source: EvalInput, store: FrameSto
                        plot_title('ppd-eval offline', model_info['name'], settings.model.steps,
                                   source.topics.image, settings.input.bag))
         plot = PLOT_FILE
+    sparsification_plot = None
+    if curves is not None:
+        plot_sparsification(out / SPARSIFICATION_PLOT, curves,
+                            f'ppd-eval: {source.bag.name}: spread of {settings.model.samples} '
+                            f'noise draws as confidence ({curves["frames"]} frames)')
+        sparsification_plot = SPARSIFICATION_PLOT
     return {'csv': store.csv_path.name, 'bag': OUTPUT_BAG, 'bag_storage': storage,
             'bag_topics': counts, 'depth_meaning': METRIC_MEANING if metric else RELATIVE_MEANING,
-            'pictures': pictures, 'plot': plot}
+            'pictures': pictures, 'plot': plot, 'sparsification_plot': sparsification_plot}
+
+
+def sparsification_summary(store: FrameStore, completed: list[int]) -> dict | None:
+    """Mean sparsification curves over the frames with a confidence map and GT (None when
+    there are none): 'fractions', 'by_confidence', 'oracle', 'random' (E(0)), and 'frames'."""
+    curves = []
+    for index in completed:
+        result = store.load(index)
+        if result.confidence is not None and result.metres is not None:
+            curve = confidence_scores(result.confidence, result.metres, result.gt)[1]
+            if curve.n_pixels:
+                curves.append(curve)
+    if not curves:
+        return None
+    return {'frames': len(curves), 'fractions': curves[0].fractions.tolist(),
+            'by_confidence': np.mean([c.by_uncertainty for c in curves], axis=0).tolist(),
+            'oracle': np.mean([c.oracle for c in curves], axis=0).tolist(),
+            'random': float(np.mean([c.by_uncertainty[0] for c in curves]))}
 
 
 def _comparison_summary(source: EvalInput, rows: list[dict]) -> dict:
@@ -299,7 +334,8 @@ def run_offline(settings: OfflineSettings) -> dict:
     failures = [f for i, f in sorted(store.failures().items()) if i in selected]
     rows = [store.row(i) for i in completed]
     with_gt = [r for r in rows if r['has_gt']]
-    outputs = _write_reports(settings, source, store, completed, rows, model_info)
+    curves = sparsification_summary(store, completed)
+    outputs = _write_reports(settings, source, store, completed, rows, model_info, curves)
     summary = {
         'tool': 'ppd-eval', 'mode': 'offline',
         **source.describe(settings.input),
@@ -317,6 +353,7 @@ def run_offline(settings: OfflineSettings) -> dict:
                      'ransac_seed': settings.edge.ransac_seed,
                      'output_namespace': settings.output.namespace,
                      'pictures': settings.output.pictures},
+        'sparsification': curves,
         'outputs': outputs,
         'run': {'frames_processed': len(todo), 'frames_reused': len(done),
                 'frames_s': frames_s,

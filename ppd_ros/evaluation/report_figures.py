@@ -1,6 +1,7 @@
 """PNG figures of an evaluation (matplotlib, Agg backend: no display needed).
 
 side_by_side_picture: RGB | prediction | ground truth | relative error, with colour bars.
+plot_sparsification: the mean sparsification curves of a confidence map (evaluation.uncertainty).
 plot_over_time: stacked line plots of per-frame values against the frame stamps
 (metric_panels: the accuracy panels of per-frame metric rows; metric_depth_panels: those of
 metric depth scored without alignment). Every PNG is marked as ppd_ros's (is_ppd_ros_picture),
@@ -146,10 +147,31 @@ def metric_panels(rows: list[dict]) -> list[Panel]:
         Panel('edge Chamfer [m]', {'edge Chamfer': column('edge_chamfer_m')}),
         Panel('flying-pixel ratio', {'flying pixels': column('flying_pixel_ratio')}),
     ]
-    flicker = [r.get('flicker', math.nan) for r in rows]
-    if any(v is not None and math.isfinite(float(v)) for v in flicker):
-        panels.append(Panel('flicker [%]', {'flicker': [100 * float(v) for v in flicker]}))
+    for key, label, scale in (('flicker', 'flicker [%]', 100.0),
+                              ('confidence_spearman', 'Spearman(spread, error)', 1.0)):
+        values = [float(r.get(key, math.nan)) for r in rows]
+        if any(math.isfinite(v) for v in values):
+            panels.append(Panel(label, {key.replace('_', ' '): [scale * v for v in values]}))
     return panels
+
+
+def plot_sparsification(path: Path, curves: dict, title: str) -> Path:
+    """Mean error left after removing the least confident pixels, against the oracle and a
+    random order (curves: ppd_ros.evaluation.offline.sparsification_summary)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4), layout='constrained')
+    removed = 100 * np.asarray(curves['fractions'])
+    ax.plot(removed, curves['by_confidence'], label='removing the largest spread first')
+    ax.plot(removed, curves['oracle'], label='oracle (largest error first)', linestyle='--')
+    ax.axhline(curves['random'], color='grey', linestyle=':', label='random order')
+    ax.set_xlabel('pixels removed [%]')
+    ax.set_ylabel('AbsRel of the remaining pixels')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path, dpi=110, metadata={'Software': PNG_SOFTWARE})
+    plt.close(fig)
+    return path
 
 
 def metric_depth_panels(rows: list[dict], sources: dict[str, str]) -> list[Panel]:
@@ -165,3 +187,24 @@ def metric_depth_panels(rows: list[dict], sources: dict[str, str]) -> list[Panel
         Panel('edge Chamfer [m]', series('edge_chamfer_m')),
         Panel('flying-pixel ratio', series('flying_pixel_ratio')),
     ]
+
+
+def spread_picture(path: Path, rgb: np.ndarray, spread: np.ndarray, title: str) -> Path:
+    """RGB | per-pixel spread of K depth draws (inferno, bright = less sure), colour bar."""
+    plt = _pyplot()
+    aspect = rgb.shape[1] / rgb.shape[0]
+    fig, axes = plt.subplots(1, 2, figsize=(2 * 2.6 * aspect + 0.4, 3.2), layout='constrained')
+    axes[0].imshow(rgb)
+    axes[0].set_title('RGB input')
+    image = axes[1].imshow(spread, cmap=_cmap(plt, 'inferno'), vmin=0.0,
+                           vmax=max(float(np.nanpercentile(spread, 99)), 1e-9))
+    axes[1].set_title('spread of the draws')
+    fig.colorbar(image, ax=axes[1], orientation='horizontal', extend='max',
+                 label='relative depth units (larger = less sure)')
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=150, metadata={'Software': PNG_SOFTWARE})
+    plt.close(fig)
+    return path

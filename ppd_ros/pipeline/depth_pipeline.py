@@ -48,6 +48,7 @@ class PipelineOptions:
     cloud_rgb: bool = True
     colorize: bool = True
     temporal: TemporalSettings = TemporalSettings()
+    samples: int = 1              # K noise draws per frame, one batch; K > 1 gives confidence
 
 
 @dataclass
@@ -61,6 +62,9 @@ class DepthFrame:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     camera_estimated: bool = False     # `camera` is MoGe-2's estimate, not the given one
     temporal: TemporalStatus | None = None  # scene-change score, share of pixels smoothed
+    # samples > 1: per-pixel standard deviation of the K draws in the units of `depth`
+    # (metres in a metric mode, else relative); larger = less sure; NaN where depth is NaN
+    confidence: np.ndarray | None = None
 
     @property
     def depth(self) -> np.ndarray:
@@ -132,7 +136,7 @@ class DepthPipeline:
             raise ValueError(f'camera is {camera.width}x{camera.height} but the image is '
                              f'{width}x{height}')
         start = time.perf_counter()
-        extra = {}
+        extra = {'samples': options.samples} if options.samples > 1 else {}
         if getattr(self.predictor, 'takes_camera', False) and camera is not None:
             extra['camera'] = KnownIntrinsics(camera.fx, camera.fy, camera.cx, camera.cy)
         pred = self.predictor.predict(rgb, steps=options.steps, seed=options.seed, **extra)
@@ -153,6 +157,9 @@ class DepthPipeline:
         if use_prediction is not None:
             use_prediction(pred)
         metres = scaler.to_metres(relative) if scaler is not None else None
+        confidence = getattr(pred, 'spread', None) if options.samples > 1 else None
+        if confidence is not None and scaler is not None:
+            confidence = None if metres is None else scaler.metres_spread(confidence, metres)
         timings['metric'] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -160,6 +167,8 @@ class DepthPipeline:
         relative = resize_nearest(relative, out_w, out_h)
         if metres is not None:
             metres = resize_nearest(metres, out_w, out_h)
+        if confidence is not None:
+            confidence = resize_nearest(confidence, out_w, out_h)
         out_camera = camera.scaled_to(out_w, out_h) if camera is not None else None
         timings['resize'] = time.perf_counter() - clock
 
@@ -185,7 +194,7 @@ class DepthPipeline:
             colored, timings['colorize'] = _timed(colorize_depth, colorize_source)
         timings['total'] = time.perf_counter() - start
         return DepthFrame(relative, metres, out_camera, cloud, colored, timings, camera_estimated,
-                          temporal)
+                          temporal, confidence)
 
     def _cloud(self, metres: np.ndarray, camera: PinholeCamera, rgb: np.ndarray,
                options: PipelineOptions) -> PackedCloud:

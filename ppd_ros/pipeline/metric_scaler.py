@@ -69,6 +69,11 @@ class MetricScaler(Protocol):
         """The view changed: the next frame's scale need not agree with the last one."""
         ...
 
+    def metres_spread(self, spread: np.ndarray, metres: np.ndarray) -> np.ndarray:
+        """A spread of the relative depth (e.g. over K noise draws) in metres, at the scale
+        the last to_metres applied; NaN where metres is."""
+        ...
+
     # Optional: use_prediction(prediction), called with the frame's whole prediction before
     # to_metres (the 'moge' mode reads its geometry there).
 
@@ -147,6 +152,12 @@ class FilteredScaler:
         """The camera's view changed (ppd_ros.pipeline.scene_change): the next good fit
         becomes the scale at once instead of being tested against the old one."""
         self._filter.scene_changed()
+
+    def metres_spread(self, spread: np.ndarray, metres: np.ndarray) -> np.ndarray:
+        """d = exp(a p + b) - 1 changes by a (1 + d) per unit of p, so a spread s of p is
+        a spread of about a (1 + d) s metres (float32; NaN where metres is NaN)."""
+        a = np.float32(self.status.a)
+        return (a * (np.float32(1.0) + metres) * spread).astype(np.float32, copy=False)
 
     def frame_fit(self, relative: np.ndarray) -> LogAffineFit:
         raise NotImplementedError
