@@ -447,6 +447,16 @@ def _probe_main(plan_path: str, result_path: str) -> int:
                 result['matched_after_s'][phase['image_publisher']] = time.monotonic() - start
                 next_time = time.monotonic()
                 continue
+            if 'subscribe' in phase:  # record more topics from now on (Image topics)
+                for topic in phase['subscribe']:
+                    with lock:
+                        recorded.setdefault(topic, [])
+                    sub = node.create_subscription(Image, topic, on_image(topic), record_qos)
+                    subs.append(sub)
+                    wait_for(lambda: sub.get_publisher_count() > 0, 20.0, f'a publisher of {topic}')
+                time.sleep(plan.get('discovery_settle_s', 1.0))  # the node sees us too
+                next_time = time.monotonic()
+                continue
             if 'mark' in phase:  # the node's counters once its next diagnostics are out
                 time.sleep(plan.get('mark_wait_s', 1.5))
                 with lock:

@@ -177,7 +177,8 @@ def settings_from_args(args: argparse.Namespace):
     return LiveSettings(spec, model, output, edge, rate_hz=args.rate, sim_time=args.sim_time,
                         launch_node=args.launch_node, node_namespace=args.node_namespace,
                         node_params=tuple(args.node_param),
-                        startup_timeout_s=args.node_timeout, settle_s=args.settle)
+                        startup_timeout_s=args.node_timeout, settle_s=args.settle,
+                        temporal=temporal)
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:

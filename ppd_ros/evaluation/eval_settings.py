@@ -56,6 +56,7 @@ class LiveSettings:
     node_params: tuple[str, ...] = ()   #: extra 'name:=value' for a launched node
     startup_timeout_s: float = 120.0
     settle_s: float = 3.0           #: wait this long after the last publish / output
+    temporal: TemporalSettings = RECOMMENDED    #: temporal.* of a launched node
 
     @property
     def node_depth_mode(self) -> str:

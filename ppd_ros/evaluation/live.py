@@ -82,9 +82,13 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
     params.update(device=model.device, precision=model.precision,
                   num_threads=model.num_threads, network_area=model.network_area,
                   upsampling=model.upsampling,
-                  steps=model.steps, seed=model.seed,
+                  steps=model.steps, seed=model.seed, samples=model.samples,
                   image_transport='compressed' if source.topics.compressed else 'raw',
                   lazy=False)
+    params.update({'temporal.smoothing': settings.temporal.smoothing,
+                   'temporal.max_difference': settings.temporal.max_difference,
+                   'temporal.motion_compensation': settings.temporal.motion_compensation,
+                   'temporal.scene_change_threshold': settings.temporal.scene_change_threshold})
     if settings.sim_time:
         params['use_sim_time'] = True
     topics = source.topics

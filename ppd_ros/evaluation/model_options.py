@@ -119,7 +119,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
                        help='noise seed, the same every frame; -1 draws fresh noise per frame '
                             '(results then differ between runs) (default %(default)s)')
-    group.add_argument('--samples', type=int, default=1, metavar='K',
+    group.add_argument('--samples', type=int, default=DEFAULTS['samples'], metavar='K',
                        help='noise draws per frame, run as one batch: the depth is their mean '
                             'and their spread is scored as a confidence map (Spearman, '
                             'sparsification / AUSE) (default %(default)s)')

@@ -122,6 +122,7 @@ class DepthNodeCore:
     _abandoned: threading.Thread | None = None  # a worker left inside the model at shutdown
     _image_sub = _info_sub = _reference_sub = _diag_pub = _diag_timer = None
     _profile_checked = False
+    _last_temporal = None   # TemporalStatus of the last processed frame
 
     def _declare(self) -> None:
         try:
@@ -334,13 +335,15 @@ class DepthNodeCore:
 
     def _publish_diagnostics(self) -> None:
         s, scaler = self._config
+        outputs = self._outputs
         status = depth_node_status(
             f'ppd_ros: {self.get_name()}', self.get_fully_qualified_name(),
             self._stats.snapshot(), self._idle(s), s.depth_mode,
             None if scaler is None else scaler.status,
             self._references.status() if s.depth_mode in REFERENCE_MODES else None,
             self._gaps.status(),
-            self._intrinsics_source if s.depth_mode == 'moge' else '')
+            self._intrinsics_source if s.depth_mode == 'moge' else '',
+            self._last_temporal, None if outputs is None else outputs.published())
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(DiagnosticArray(header=header, status=[status]))
 
@@ -479,7 +482,8 @@ class DepthNodeCore:
         options = PipelineOptions(
             steps=s.steps, seed=None if s.seed < 0 else s.seed, output_scale=s.output_scale,
             cloud=self._wanted(POINTS, s), cloud_stride=s.cloud_stride,
-            cloud_rgb=s.cloud_rgb, colorize=self._wanted(DEPTH_COLORED, s))
+            cloud_rgb=s.cloud_rgb, colorize=self._wanted(DEPTH_COLORED, s),
+            temporal=s.temporal, samples=s.samples)
         decode_s = time.perf_counter() - start
         clock = time.perf_counter()
         self._begin_scaled_frame(scaler, _stamp_ns(msg.header), s, rgb)
@@ -504,6 +508,7 @@ class DepthNodeCore:
                   'node total': time.perf_counter() - start}
         if isinstance(scaler, ReferenceScaler):
             stages['reference pairing'] = pairing_s
+        self._last_temporal = result.temporal
         self._stats.frame_processed(stages, latency, problem)
 
     def _publish(self, header: Header, products: FrameProducts,

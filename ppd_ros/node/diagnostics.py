@@ -9,6 +9,7 @@ from ppd_ros.node.frame_statistics import StatisticsSnapshot
 from ppd_ros.node.input_gaps import InputGapStatus
 from ppd_ros.pipeline.metric_scaler import ScaleStatus
 from ppd_ros.pipeline.reference_pairing import ReferenceStreamStatus
+from ppd_ros.pipeline.temporal_smoothing import TemporalStatus
 
 #: No input frame for this long makes the status STALE.
 STALE_AFTER_S = 5.0
@@ -24,7 +25,9 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
                       depth_mode: str = 'relative', scale: ScaleStatus | None = None,
                       reference: ReferenceStreamStatus | None = None,
                       gaps: InputGapStatus | None = None,
-                      intrinsics: str = '') -> DiagnosticStatus:
+                      intrinsics: str = '',
+                      temporal: TemporalStatus | None = None,
+                      published: dict[str, int] | None = None) -> DiagnosticStatus:
     """Level: STALE without recent input; ERROR when the last frame failed or (metric mode)
     got no metric scale; WARN when it was published without something (e.g. no usable
     CameraInfo) or with a held scale; else OK. ``intrinsics`` says where the published
@@ -73,6 +76,14 @@ def depth_node_status(name: str, hardware_id: str, stats: StatisticsSnapshot, id
             'last reference age (s)': _number(reference.last_arrival_age_s),
             'reference stamp offset (s)': _number(reference.last_dt_s),
         })
+    if temporal is not None:
+        values.update({
+            'scene change score': _number(temporal.scene_score, 3),
+            'scene changed': str(temporal.scene_changed).lower(),
+            'smoothed pixels (share)': _number(temporal.blended_fraction, 3),
+        })
+    for topic, count in (published or {}).items():
+        values[f'published on {topic}'] = str(count)
     for stage, seconds in stats.stage_seconds.items():
         values[f'{stage} (ms)'] = f'{seconds * 1e3:.2f}'
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,

@@ -19,6 +19,7 @@ from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSe
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, DEVICE_PATTERN, MODEL_DEFAULTS,
                                                 PRECISION_CHOICES, UPSAMPLING_CHOICES,
                                                 VARIANT_CHOICES, check_network_area_setting)
+from ppd_ros.pipeline.temporal_smoothing import RECOMMENDED as TEMPORAL, TemporalSettings
 from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
 
 
@@ -138,6 +139,26 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   int_range=(1, 64)),
     ParameterSpec('seed', MODEL_DEFAULTS['seed'], 'Seed of the initial noise, the same every frame (steadier '
                   'output); -1 draws fresh noise per frame.', int_range=(-1, 2**31 - 1)),
+    ParameterSpec('samples', MODEL_DEFAULTS['samples'], 'Noise draws per frame, run as one '
+                  'batch (the encoder once): the depth is their mean, and depth/confidence '
+                  'carries their per-pixel standard deviation (in the units of the depth, '
+                  'larger = less sure). 1: one draw, no confidence.', int_range=(1, 32)),
+    ParameterSpec('temporal.smoothing', TEMPORAL.smoothing, 'Weight of the previous frame in '
+                  'the relative depth (an average over about 1 / (1 - w) frames where the depth '
+                  'agrees, carried along by optical flow); 0: no smoothing.',
+                  float_range=(0.0, 0.95)),
+    ParameterSpec('temporal.max_difference', TEMPORAL.max_difference, 'Pixels whose relative '
+                  'depth changed by this much or more since the previous frame (an object '
+                  'moved, an edge shifted) are not smoothed, so real changes show at once.',
+                  float_range=(0.01, 10.0)),
+    ParameterSpec('temporal.motion_compensation', TEMPORAL.motion_compensation, 'Warp the '
+                  'previous frame by dense optical flow before blending (false: blend in '
+                  'place, only for a camera that does not move).'),
+    ParameterSpec('temporal.scene_change_threshold', TEMPORAL.scene_change_threshold,
+                  'Image-change score (mean difference of normalised 40x30 thumbnails) above '
+                  'which a frame starts a new scene: smoothing restarts and the metric scale '
+                  "takes that frame's fit at once. Camera motion scores about 0.05, another "
+                  'room above 0.5.', float_range=(0.01, 100.0)),
     ParameterSpec('output_scale', 1.0, 'Size of depth, cloud and colored outputs relative to '
                   'the input image (depth/camera_info is scaled to match).',
                   float_range=(0.05, 1.0)),
@@ -244,6 +265,11 @@ class DepthNodeSettings:
     input_max_aspect_ratio: float
     steps: int
     seed: int
+    samples: int
+    temporal_smoothing: float
+    temporal_max_difference: float
+    temporal_motion_compensation: bool
+    temporal_scene_change_threshold: float
     output_scale: float
     depth_mode: str
     depth_encoding: str
@@ -269,11 +295,17 @@ class DepthNodeSettings:
     colorize: bool
 
     scale: ScaleSettings  # the metric-mode settings among the above, grouped
+    temporal: TemporalSettings  # and the temporal.* ones
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> DepthNodeSettings:
+        temporal = TemporalSettings(values['temporal.smoothing'],
+                                    values['temporal.max_difference'],
+                                    values['temporal.motion_compensation'],
+                                    values['temporal.scene_change_threshold'])
         return cls(**{f.name: values[_param_name(f.name)] for f in fields(cls)
-                      if f.name != 'scale'}, scale=ScaleSettings.from_parameters(values))
+                      if f.name not in ('scale', 'temporal')},
+                   scale=ScaleSettings.from_parameters(values), temporal=temporal)
 
 
 def _param_name(attribute: str) -> str:

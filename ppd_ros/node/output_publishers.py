@@ -10,6 +10,7 @@ configured but not active) the outputs stay advertised and nothing is published.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
@@ -26,6 +27,7 @@ class OutputPublishers:
         self._lock = threading.Lock()
         self._publishers: dict = {}
         self._active = False
+        self._published: Counter[str] = Counter()
 
     def set_active(self, active: bool) -> None:
         """Allow publishing (True) or drop every message from now on (False)."""
@@ -70,7 +72,13 @@ class OutputPublishers:
             if publisher is None:
                 return False
             publisher.publish(msg)
+            self._published[topic] += 1
             return True
+
+    def published(self) -> dict[str, int]:
+        """Messages published so far per advertised output (relative topic name)."""
+        with self._lock:
+            return {topic: self._published[topic] for topic in self._publishers}
 
     def close(self) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ DEPTH_RELATIVE = 'depth/relative'
 DEPTH_COLORED = 'depth/colored'
 DEPTH_INLIERS = 'depth/inliers'
 DEPTH_SOURCE = 'depth/source'
+DEPTH_CONFIDENCE = 'depth/confidence'
 CAMERA_INFO = 'depth/camera_info'
 POINTS = 'points'
 DIAGNOSTICS = '/diagnostics'
@@ -87,6 +88,11 @@ def _source(p: FrameProducts) -> ImageData | None:
     return ImageData(resize_nearest(source, width, height), 'mono8')
 
 
+def _confidence(p: FrameProducts) -> ImageData | None:
+    confidence = p.frame.confidence
+    return None if confidence is None else ImageData(confidence, '32FC1')
+
+
 def _colored(p: FrameProducts) -> ImageData | None:
     colored = p.frame.colored
     return None if colored is None else ImageData(colored, 'bgr8')
@@ -106,6 +112,9 @@ OUTPUTS: tuple[Output, ...] = (
     Output(DEPTH_SOURCE, IMAGE, 'mono8 origin of each depth pixel: 0 none, 1 sensor, '
            '2 PPD-filled, 3 edge-repaired; depth.mode fusion, fusion.publish_source',
            lambda s: s.depth_mode == 'fusion' and s.fusion_publish_source, _source),
+    Output(DEPTH_CONFIDENCE, IMAGE, '32FC1 spread (standard deviation) of the samples noise '
+           'draws, in the units of the depth (m, or relative); larger = less sure; samples > 1',
+           lambda s: s.samples > 1, _confidence),
     Output(DEPTH_COLORED, IMAGE, 'bgr8 colourised depth (near = red); colorize',
            lambda s: s.colorize, _colored),
 )

@@ -31,6 +31,7 @@ MODEL_DEFAULTS = {
     'export_dir': '',       # ppd-export folder, for backends other than torch
     'steps': 4,
     'seed': 0,
+    'samples': 1,           # noise draws per frame (one batch); > 1 adds a confidence map
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
 #: Torch devices a setting may name.
