@@ -150,3 +150,23 @@ def test_large_images_are_smoothed_at_the_working_size_and_keep_their_detail():
     out = smoother.update(dotted, frames[-1].rgb)
     assert out[100, 100] - out[100, 101] == pytest.approx(
         dotted[100, 100] - dotted[100, 101], abs=0.01)
+
+
+def test_keep_edges_never_leaves_a_depth_between_two_surfaces():
+    """A box edge in front of a wall, the view panning 2 px per frame: plain smoothing blends
+    the edge the flow misplaces; with edges kept, every edge pixel is one of the two sides."""
+    rng = np.random.default_rng(3)
+    texture = rng.integers(0, 256, (60, 120, 3), dtype=np.uint8)
+    outputs = {}
+    for edges in (False, True):
+        smoother = RelativeDepthSmoother(0.8, 0.3, edges=edges)
+        for k in range(6):
+            rgb = np.ascontiguousarray(np.roll(texture, 2 * k, axis=1))
+            depth = np.full((60, 120), 0.8, np.float32)
+            depth[:, 40 + 2 * k:80 + 2 * k] = 0.6      # the box moves with the view
+            out = smoother.update(depth + rng.normal(0, 0.005, depth.shape).astype(np.float32),
+                                  rgb)
+        outputs[edges] = out
+    between = [((o > 0.63) & (o < 0.77)).sum() for o in (outputs[False], outputs[True])]
+    assert between[0] > 0 and between[1] == 0
+    np.testing.assert_allclose(outputs[True][:, 60], 0.6, atol=0.03)

@@ -88,7 +88,8 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
     params.update({'temporal.smoothing': settings.temporal.smoothing,
                    'temporal.max_difference': settings.temporal.max_difference,
                    'temporal.motion_compensation': settings.temporal.motion_compensation,
-                   'temporal.scene_change_threshold': settings.temporal.scene_change_threshold})
+                   'temporal.scene_change_threshold': settings.temporal.scene_change_threshold,
+                   'temporal.keep_edges': settings.temporal.keep_edges})
     if settings.sim_time:
         params['use_sim_time'] = True
     topics = source.topics

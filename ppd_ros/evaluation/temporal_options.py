@@ -19,6 +19,9 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
                             '(default %(default)s)')
     group.add_argument('--no-motion-compensation', action='store_true',
                        help='blend with the previous frame without warping it by optical flow')
+    group.add_argument('--temporal-keep-edges', action='store_true',
+                       help='keep the depth edges of each frame: a smoothed value between the '
+                            'two sides of an edge takes the nearer side')
     group.add_argument('--scene-change-threshold', type=float,
                        default=RECOMMENDED.scene_change_threshold, metavar='S',
                        help='image-change score above which a frame starts a new scene '
@@ -33,4 +36,5 @@ def temporal_settings_from_args(args: argparse.Namespace) -> TemporalSettings:
     if args.temporal_max_difference <= 0 or args.scene_change_threshold <= 0:
         raise ToolError('--temporal-max-difference and --scene-change-threshold must be > 0')
     return TemporalSettings(args.temporal_smoothing, args.temporal_max_difference,
-                            not args.no_motion_compensation, args.scene_change_threshold)
+                            not args.no_motion_compensation, args.scene_change_threshold,
+                            args.temporal_keep_edges)

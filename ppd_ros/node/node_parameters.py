@@ -154,6 +154,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec('temporal.motion_compensation', TEMPORAL.motion_compensation, 'Warp the '
                   'previous frame by dense optical flow before blending (false: blend in '
                   'place, only for a camera that does not move).'),
+    ParameterSpec('temporal.keep_edges', TEMPORAL.keep_edges, 'Keep the depth edges of each new '
+                  'frame: where the smoothed depth would fall between the two sides of an '
+                  'edge, take the nearer side (less flicker reduction, no softer edges).'),
     ParameterSpec('temporal.scene_change_threshold', TEMPORAL.scene_change_threshold,
                   'Image-change score (mean difference of normalised 40x30 thumbnails) above '
                   'which a frame starts a new scene: smoothing restarts and the metric scale '
@@ -269,6 +272,7 @@ class DepthNodeSettings:
     temporal_smoothing: float
     temporal_max_difference: float
     temporal_motion_compensation: bool
+    temporal_keep_edges: bool
     temporal_scene_change_threshold: float
     output_scale: float
     depth_mode: str
@@ -302,7 +306,8 @@ class DepthNodeSettings:
         temporal = TemporalSettings(values['temporal.smoothing'],
                                     values['temporal.max_difference'],
                                     values['temporal.motion_compensation'],
-                                    values['temporal.scene_change_threshold'])
+                                    values['temporal.scene_change_threshold'],
+                                    values['temporal.keep_edges'])
         return cls(**{f.name: values[_param_name(f.name)] for f in fields(cls)
                       if f.name not in ('scale', 'temporal')},
                    scale=ScaleSettings.from_parameters(values), temporal=temporal)

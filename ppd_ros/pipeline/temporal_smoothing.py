@@ -12,7 +12,10 @@ smoothed result:
         w = weight * max(0, 1 - (d / max_difference)^2),   s_new = (1 - w) r + w s_warped,
      so a pixel whose depth changed by max_difference or more (an edge that moved, a new or
      moving object, a flow error) takes the new prediction alone;
-  4. a scene change (restart=True), a new image size or the first frame start over: s = r.
+  4. a scene change (restart=True), a new image size or the first frame start over: s = r;
+  5. optional (edges=True): the warp is nearest, and at the depth edges of r (3 x 3 range
+     above EDGE_STEP) a value that moved off r by more than a quarter of the local range is
+     snapped to the nearer side of the edge (keep_edges): no depth between two surfaces.
 The output is the full-size prediction plus the change s_new - r, upsampled (bilinear) from
 the working size: detail finer than the working size is the new frame's own.
 s is an exponential average over time with memory of about 1 / (1 - weight) frames where
@@ -33,6 +36,8 @@ from ppd_ros.pipeline.scene_change import DEFAULT_THRESHOLD, SceneChangeDetector
 WORK_WIDTH = 320
 #: Every n-th pixel in each axis takes part in the affine fit.
 _FIT_STRIDE = 4
+#: keep_edges: a 3 x 3 range of the relative depth above this is a depth edge.
+EDGE_STEP = 0.05
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
@@ -65,14 +70,28 @@ class OpticalFlow:
         return self._dis.calc(grey, previous_grey, None)
 
 
-def warp_previous(previous: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """previous carried into the new view (bilinear); NaN where its source is outside."""
+def warp_previous(previous: np.ndarray, flow: np.ndarray, nearest: bool = False) -> np.ndarray:
+    """previous carried into the new view (bilinear, or nearest: no value between two
+    neighbours); NaN where its source is outside."""
     height, width = previous.shape
     grid = flow.copy()
     grid[..., 0] += np.arange(width, dtype=np.float32)
     grid[..., 1] += np.arange(height, dtype=np.float32)[:, None]
-    return cv2.remap(previous.astype(np.float32, copy=False), grid, None, cv2.INTER_LINEAR,
+    return cv2.remap(previous.astype(np.float32, copy=False), grid, None,
+                     cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=float('nan'))
+
+
+def keep_edges(blended: np.ndarray, current: np.ndarray, step: float = EDGE_STEP) -> np.ndarray:
+    """blended, except at the depth edges of current (3 x 3 range > step): there a value that
+    moved more than a quarter of the local range away from current is snapped to the nearer
+    of the two sides (the local minimum or maximum of current), never left between them."""
+    kernel = np.ones((3, 3), np.uint8)
+    low, high = cv2.erode(current, kernel), cv2.dilate(current, kernel)
+    local_range = high - low
+    moved = (local_range > step) & (np.abs(blended - current) > 0.25 * local_range)
+    side = np.where(np.abs(blended - low) < np.abs(blended - high), low, high)
+    return np.where(moved, side, blended)
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
@@ -103,7 +122,9 @@ def fit_affine(source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
 class RelativeDepthSmoother:
     """State of the smoothing for one camera stream (module doc)."""
 
-    def __init__(self, weight: float, max_difference: float, motion_compensation: bool = True):
+    def __init__(self, weight: float, max_difference: float, motion_compensation: bool = True,
+                 edges: bool = False):
+        """edges=True keeps the new frame's depth edges (keep_edges, and a nearest warp)."""
         if not 0.0 <= weight < 1.0:
             raise ValueError(f'smoothing weight must be in [0, 1), got {weight}')
         if max_difference <= 0:
@@ -111,6 +132,7 @@ class RelativeDepthSmoother:
         self.weight = weight
         self.max_difference = max_difference
         self._flow = OpticalFlow() if motion_compensation else None
+        self.edges = edges
         self.reset()
 
     @property
@@ -147,13 +169,16 @@ class RelativeDepthSmoother:
             self._keep(current, grey, relative.shape, 0.0)
             return relative
         if self._flow is not None:
-            previous = warp_previous(previous, self._flow(grey, self._previous_grey))
+            previous = warp_previous(previous, self._flow(grey, self._previous_grey),
+                                     nearest=self.edges)
         a, b = fit_affine(previous, current)
         change = np.float32(a) * previous + np.float32(b) - current  # s_warped - r
         with np.errstate(invalid='ignore'):
             closeness = 1.0 - np.square(change / np.float32(self.max_difference))
         weight = np.float32(self.weight) * np.clip(np.nan_to_num(closeness, nan=0.0), 0.0, 1.0)
         change = weight * np.nan_to_num(change)
+        if self.edges:
+            change = keep_edges(current + change, current) - current
         self._keep(current + change, grey, relative.shape, float(np.mean(weight > 0)))
         if change.shape != relative.shape:
             change = cv2.resize(change, relative.shape[::-1], interpolation=cv2.INTER_LINEAR)
@@ -173,6 +198,7 @@ class TemporalSettings:
     max_difference: float = 0.3         #: relative-depth difference above which no blending
     motion_compensation: bool = True    #: warp the previous result with optical flow
     scene_change_threshold: float = DEFAULT_THRESHOLD  #: thumbnail score of a new scene
+    keep_edges: bool = False            #: never leave a value between the sides of an edge
 
 
 @dataclass(frozen=True)
@@ -196,7 +222,8 @@ class TemporalDepth:
         if settings != self._settings:
             self._detector = SceneChangeDetector(settings.scene_change_threshold)
             self._smoother = (RelativeDepthSmoother(settings.smoothing, settings.max_difference,
-                                                    settings.motion_compensation)
+                                                    settings.motion_compensation,
+                                                    settings.keep_edges)
                               if settings.smoothing > 0 else None)
             self._settings = settings
 
