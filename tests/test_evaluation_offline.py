@@ -239,9 +239,13 @@ def test_frame_selection_and_picture_choice():
         FrameSelection(stride=0)
 
 
-def test_flicker_from_camera_poses_and_temporal_smoothing(checkpoint, tmp_path, capsys):
-    bag = write_synthetic_bag(tmp_path / 'walk', 6, WIDTH, HEIGHT, seed=3, storage='mcap',
-                              depth_topic=DEPTH_TOPIC, pose_topic='/camera/pose').path
+def test_flicker_from_camera_poses_and_temporal_smoothing(tmp_path, capsys):
+    """The shipped tiny model on a held-out walk: smoothing (node defaults) against none."""
+    from ppd_ros.pipeline.package_paths import resolve_package_path
+    checkpoint = resolve_package_path('models/tiny_ppd.safetensors')
+    bag = write_synthetic_bag(tmp_path / 'walk', 6, WIDTH, HEIGHT, seed=1_000_003,
+                              storage='mcap', depth_topic=DEPTH_TOPIC,
+                              pose_topic='/camera/pose').path
     runs = {}
     for name, extra in (('default', ()), ('still', ('--temporal-smoothing', '0')),
                         ('no_poses', ('--pose-topic', 'none'))):

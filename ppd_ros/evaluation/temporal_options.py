@@ -19,9 +19,10 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
                             '(default %(default)s)')
     group.add_argument('--no-motion-compensation', action='store_true',
                        help='blend with the previous frame without warping it by optical flow')
-    group.add_argument('--temporal-keep-edges', action='store_true',
+    group.add_argument('--temporal-keep-edges', action=argparse.BooleanOptionalAction,
+                       default=RECOMMENDED.keep_edges,
                        help='keep the depth edges of each frame: a smoothed value between the '
-                            'two sides of an edge takes the nearer side')
+                            'two sides of an edge takes the nearer side (default: %(default)s)')
     group.add_argument('--scene-change-threshold', type=float,
                        default=RECOMMENDED.scene_change_threshold, metavar='S',
                        help='image-change score above which a frame starts a new scene '

@@ -156,7 +156,7 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'place, only for a camera that does not move).'),
     ParameterSpec('temporal.keep_edges', TEMPORAL.keep_edges, 'Keep the depth edges of each new '
                   'frame: where the smoothed depth would fall between the two sides of an '
-                  'edge, take the nearer side (less flicker reduction, no softer edges).'),
+                  'edge, take the nearer side. false: more flicker reduction, softer edges.'),
     ParameterSpec('temporal.scene_change_threshold', TEMPORAL.scene_change_threshold,
                   'Image-change score (mean difference of normalised 40x30 thumbnails) above '
                   'which a frame starts a new scene: smoothing restarts and the metric scale '

@@ -257,4 +257,4 @@ class TemporalDepth:
 
 
 #: The node's and ppd-eval's defaults (measurements in docs/temporal.md).
-RECOMMENDED = TemporalSettings(smoothing=0.8, max_difference=0.3)
+RECOMMENDED = TemporalSettings(smoothing=0.8, max_difference=0.3, keep_edges=True)
