@@ -166,3 +166,20 @@ def test_known_camera_is_rescaled_to_the_network_size(release_files):
     assert not result.geometry.intrinsics_estimated
     small = scaled_camera(camera, 160, 120, 128, 96)
     assert math.isclose(small.fx, 120.0) and math.isclose(small.cx, 63.5)
+
+
+def test_samples_give_a_spread_beside_the_geometry_of_one_encoder_pass(release_files):
+    folder, _ = release_files
+    ppd, moge = load_official_ppd_moge(folder / 'ppd_moge.pth', folder / 'model.pt',
+                                       TINY_MOGE_PPD)
+    passes = count_encoder_passes(moge)
+    shared = metric_predictor(ppd, moge, device='cpu')
+    rgb = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    one = shared.predict(rgb, steps=1, seed=0)
+    passes.clear()
+    ensemble = shared.predict(rgb, steps=1, seed=0, samples=3)
+    assert len(passes) == 1
+    assert ensemble.network_samples.shape == (3, 96, 128)
+    assert ensemble.spread.shape == (120, 160) and np.all(ensemble.spread >= 0)
+    assert one.spread is None and ensemble.geometry_grid == one.geometry_grid == (6, 8)
+    assert np.array_equal(ensemble.geometry.depth, one.geometry.depth)

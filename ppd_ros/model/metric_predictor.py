@@ -106,14 +106,16 @@ class MetricDepthPredictor:
 
     def predict(self, rgb: np.ndarray, steps: int = 4, seed: int | None = None,
                 noise: torch.Tensor | np.ndarray | None = None,
-                camera: KnownIntrinsics | None = None) -> GeometryPrediction:
+                camera: KnownIntrinsics | None = None, samples: int = 1) -> GeometryPrediction:
         """Relative depth at the input size, geometry at the network size h x w. ``camera``:
-        the intrinsics of ``rgb`` (H x W), if known."""
-        prediction = self.depth.predict(rgb, steps=steps, seed=seed, noise=noise)
+        the intrinsics of ``rgb`` (H x W), if known; ``samples`` as DepthPredictor.predict
+        (the geometry is computed once)."""
+        prediction = self.depth.predict(rgb, steps=steps, seed=seed, noise=noise,
+                                        samples=samples)
         if not self.geometry_enabled:
             return GeometryPrediction(prediction.depth, prediction.network_depth,
                                       prediction.timings, prediction.timesteps,
-                                      prediction.network_samples)
+                                      prediction.network_samples, prediction.spread)
         height, width = np.asarray(rgb).shape[:2]
         h, w = prediction.network_depth.shape
         if camera is not None:
@@ -131,8 +133,8 @@ class MetricDepthPredictor:
         timings['geometry'] = time.perf_counter() - start
         timings['total'] = timings.get('total', 0.0) + timings['geometry']
         return GeometryPrediction(prediction.depth, prediction.network_depth, timings,
-                                  prediction.timesteps, prediction.network_samples, geometry,
-                                  grid)
+                                  prediction.timesteps, prediction.network_samples,
+                                  prediction.spread, geometry=geometry, geometry_grid=grid)
 
     def shares_encoder_pass(self, height: int, width: int) -> bool:
         """Whether the geometry of an h x w network input decodes the semantics pass."""
