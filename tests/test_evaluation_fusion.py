@@ -56,17 +56,24 @@ def test_every_frame_gets_the_four_rows(run, capsys):
 
 
 def test_scores_are_those_of_the_node_code(run, shipped_tiny):
-    """Frame 1 recomputed in-process with the predictor and comparison_depths (what the
-    node's FusionScaler runs) gives the stored scores."""
+    """Frame 1 recomputed in-process with the pipeline (predictor and temporal stage, after
+    frame 0, with the node's temporal defaults) and comparison_depths (what the node's
+    FusionScaler runs) gives the stored scores."""
     _, out, bag = run
     from ppd_ros.model import load_predictor
-    frame = list(generate_sequence(5, N_FRAMES, WIDTH, HEIGHT))[1]
+    from ppd_ros.pipeline.depth_pipeline import DepthPipeline, PipelineOptions
+    from ppd_ros.pipeline.temporal_smoothing import RECOMMENDED
+    frames = list(generate_sequence(5, N_FRAMES, WIDTH, HEIGHT))
+    frame = frames[1]
     gt = np.where(frame.valid, frame.depth, np.nan).astype(np.float32)
     from ppd_ros.bag.message_builders import depth_image_msg
     sensor_mm = depth_image_msg(SENSOR.corrupt(frame.depth, 1), 0, 'f', '16UC1')
     sensor = decode_image(sensor_mm)
-    relative = load_predictor(str(shipped_tiny), device='cpu').predict(
-        frame.rgb, steps=4, seed=0).depth
+    pipeline = DepthPipeline(load_predictor(str(shipped_tiny), device='cpu'), overlap=False)
+    options = PipelineOptions(steps=4, seed=0, cloud=False, colorize=False,
+                              temporal=RECOMMENDED)
+    pipeline.process(frames[0].rgb, None, options)
+    relative = pipeline.process(frame.rgb, None, options).relative
     info = frame.camera_info
     camera = camera_from_info_fields(info.k, info.p, info.width, info.height)
     expected = score_comparison(comparison_depths(relative, sensor, frame.rgb), gt, camera)
