@@ -9,7 +9,9 @@
    320 x 240, 640 x 480 and 1280 x 720: median ms per frame; and the scene-change test alone.
 
 Both run in this process with torch and OpenCV limited to --threads threads (default 1: the
-machine is shared; ratios matter more than absolute times).
+machine is shared; ratios matter more than absolute times). The ensemble table also gives the
+process's CPU time per variant: with one thread it is the work done, which other jobs on a
+shared machine disturb much less than the wall time.
 Run: flock /work/coord/heavy.lock python bench/bench_temporal.py
 """
 from __future__ import annotations
@@ -50,21 +52,22 @@ def ensemble_table(checkpoint: str, runs: int) -> None:
     times = {name: [] for name in variants}
     for run in range(runs + 1):
         for name, function in variants.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             predictions = function()
             if run:  # the first round warms up
                 times[name].append((time.perf_counter() - start,
                                     sum(p.timings['semantics'] for p in predictions),
-                                    sum(p.timings['dit'] for p in predictions)))
+                                    sum(p.timings['dit'] for p in predictions),
+                                    time.process_time() - cpu_start))
     medians = {name: np.median(np.array(values), axis=0) for name, values in times.items()}
     one = medians['K = 1']
     print(f'ensembles: tiny model, 320x240 input (network {h}x{w}), 4 steps, '
           f'medians of {runs} interleaved runs')
     print(f'{"draws":<20} {"total ms":>9} {"x one":>6} {"encoder ms":>11} {"DiT ms":>8} '
-          f'{"DiT x one":>10}')
-    for name, (total, encoder, dit) in medians.items():
+          f'{"DiT x one":>10} {"CPU ms":>8} {"CPU x one":>10}')
+    for name, (total, encoder, dit, cpu) in medians.items():
         print(f'{name:<20} {1e3 * total:9.1f} {total / one[0]:6.2f} {1e3 * encoder:11.1f} '
-              f'{1e3 * dit:8.1f} {dit / one[2]:10.2f}')
+              f'{1e3 * dit:8.1f} {dit / one[2]:10.2f} {1e3 * cpu:8.1f} {cpu / one[3]:10.2f}')
 
 
 def temporal_table() -> None:
