@@ -55,7 +55,8 @@ def live_run(checkpoint, expected_metres, tmp_path_factory):
                               sensor_depth=lambda i, _: HOLES.corrupt(expected_metres[i], i))
     out = root / 'live'
     status = main(eval_args(bag.path, out, checkpoint, '--mode', 'live', '--launch-node',
-                            '--rate', '5', '--reference-topic', REFERENCE_TOPIC))
+                            '--rate', '5', '--reference-topic', REFERENCE_TOPIC,
+                            '--temporal-smoothing', '0'))   # per-frame depth, as expected_metres
     return status, out, bag
 
 
