@@ -50,14 +50,25 @@ class Conditioning(NamedTuple):
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patch stem: (B, C, h, w) -> (B, (h/p)(w/p), D), row-major tokens."""
+    """Non-overlapping patch stem: (B, C, h, w) -> (B, (h/p)(w/p), D), row-major tokens.
+
+    The weights are those of a Conv2d with kernel = stride = p (keys ``proj.weight`` of shape
+    (D, C, p, p)); it runs as the same operation written as a matrix product over unfolded
+    patches, avoiding oneDNN's bf16 convolution (wrong for 4 -> 1024, p = 16 in torch 2.13).
+    """
 
     def __init__(self, patch_size: int, in_channels: int, dim: int):
         super().__init__()
+        self.patch_size = patch_size
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)
+        b, c, h, w = x.shape
+        p = self.patch_size
+        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5)
+        patches = patches.reshape(b, (h // p) * (w // p), c * p * p)
+        weight = self.proj.weight.reshape(self.proj.out_channels, c * p * p)
+        return F.linear(patches, weight, self.proj.bias)
 
 
 class Attention(nn.Module):
