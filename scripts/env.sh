@@ -6,7 +6,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${PPD_VENV:-$repo/.venv}"
 stamp="$venv/.ppd_ros_stamp"
-want="$(cat "$repo/requirements.txt" "$repo/setup.py" "$repo/setup.cfg" | sha256sum | cut -d' ' -f1)"
+# The checkout path is part of the stamp: the editable install points at one checkout.
+want="$( { cat "$repo/requirements.txt" "$repo/setup.py" "$repo/setup.cfg"; echo "$repo"; } | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[ppd_ros] setting up the Python environment in $venv (first run, or requirements" \
        "changed): about 1 GB of wheels (torch, ROS 2 Jazzy), 2-5 minutes; progress below" >&2
