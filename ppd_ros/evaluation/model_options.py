@@ -97,7 +97,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--device', default=DEFAULTS['device'],
                        help='auto, cpu, cuda or cuda:N (default %(default)s)')
     group.add_argument('--precision', default=DEFAULTS['precision'], choices=PRECISION_CHOICES,
-                       help='fp32, or fp16 / bf16 under autocast (default %(default)s)')
+                       help='auto (bf16 where the device runs it fast, else fp32), fp32, fp16 '
+                            'or bf16 (default %(default)s)')
     group.add_argument('--num-threads', type=int, default=DEFAULTS['num_threads'],
                        help='CPU threads for torch; 0 (default) keeps the torch default')
     group.add_argument('--network-area', type=parse_network_area,

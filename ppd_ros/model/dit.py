@@ -19,14 +19,33 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import ModelConfig
+from .fused_linear import gelu_name, linear
+from .precision import compute_dtype_of, to_compute_dtype
 from .rope import RopeTables, apply_rope, rope_tables
 from .timestep_embedding import TimestepEmbedder
-from .token_expansion import expand_tokens, fusion_input, fusion_mlp
+from .token_expansion import FusionMlp, expand_tokens, fusion_input
 
 
 def modulate(y: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """adaLN: y * (1 + scale) + shift, broadcast over tokens."""
     return y * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
+                   eps: float) -> torch.Tensor:
+    """modulate(LayerNorm(x), shift, scale) for a LayerNorm without affine parameters.
+
+    When every row shares one modulation (shift and scale of batch 1, as at inference) it is
+    one LayerNorm whose affine weight is 1 + scale and bias is shift.
+    """
+    if shift.shape[0] == 1:
+        return F.layer_norm(x, x.shape[-1:], 1 + scale[0], shift[0], eps)
+    return modulate(F.layer_norm(x, x.shape[-1:], eps=eps), shift, scale)
+
+
+def gated_residual(x: torch.Tensor, gate: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """x + gate * branch (gate (B, D) broadcast over tokens) in one pass."""
+    return torch.addcmul(x, gate.unsqueeze(1), branch)
 
 
 class CascadeRope(NamedTuple):
@@ -71,8 +90,27 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, weight, self.proj.bias)
 
 
+def rope_heads_first(u: torch.Tensor, tables: RopeTables) -> torch.Tensor:
+    """RoPE of u (B, N, heads, d) (tables (N, 1, d)) as a (B, heads, N, d) tensor.
+
+    Eager without gradients, the result is written straight into a head-major tensor (out=
+    has no autograd; otherwise it is a transposed view, which torch.compile lays out itself).
+    """
+    if (u.requires_grad and torch.is_grad_enabled()) or torch.compiler.is_compiling():
+        return apply_rope(u, tables).transpose(1, 2)
+    b, n, h, d = u.shape
+    head_major = u.new_empty(b, h, n, d)
+    apply_rope(u, tables, out=head_major.transpose(1, 2))
+    return head_major
+
+
 class Attention(nn.Module):
-    """Multi-head self-attention with per-head qk LayerNorm (affine, shared) and 2D RoPE."""
+    """Multi-head self-attention with per-head qk LayerNorm (affine, shared) and 2D RoPE.
+
+    q, k and v come from the three row blocks of ``qkv`` as three products, so each is a
+    contiguous (B, N, heads, head_dim) tensor and the qk-norm needs no layout copy; RoPE writes
+    q and k head-major (B, heads, N, head_dim), the layout attention reads fastest.
+    """
 
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
@@ -85,12 +123,16 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: RopeTables) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim)
-        q = apply_rope(self.q_norm(q), rope)
-        k = apply_rope(self.k_norm(k), rope)
+        heads = (b, n, self.num_heads, self.head_dim)
+        weight, bias = self.qkv.weight, self.qkv.bias
+        q, k, v = (linear(x, weight[i * d:(i + 1) * d], bias[i * d:(i + 1) * d]).view(heads)
+                   for i in range(3))
+        per_token = RopeTables(rope.cos.unsqueeze(1), rope.sin.unsqueeze(1))  # (N, 1, head_dim)
+        q = rope_heads_first(self.q_norm(q), per_token)
+        k = rope_heads_first(self.k_norm(k), per_token)
+        v = v.transpose(1, 2).contiguous()
         out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        return linear(out.transpose(1, 2).reshape(b, n, d), self.proj.weight, self.proj.bias)
 
 
 class Mlp(nn.Module):
@@ -103,7 +145,8 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        hidden = linear(x, self.fc1.weight, self.fc1.bias, gelu_name(self.act.approximate))
+        return linear(hidden, self.fc2.weight, self.fc2.bias)
 
 
 class DiTBlock(nn.Module):
@@ -122,11 +165,12 @@ class DiTBlock(nn.Module):
         return self.adaLN_modulation(c)
 
     def forward(self, x: torch.Tensor, modulation: torch.Tensor, rope: RopeTables) -> torch.Tensor:
+        modulation = modulation.to(x.dtype)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = modulation.chunk(6, -1)
-        attn_in = modulate(self.norm1(x), shift_msa, scale_msa)
-        x = x + gate_msa.unsqueeze(1) * self.attn(attn_in, rope)
-        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
+        attn_in = modulated_norm(x, shift_msa, scale_msa, self.norm1.eps)
+        x = gated_residual(x, gate_msa, self.attn(attn_in, rope))
+        mlp_in = modulated_norm(x, shift_mlp, scale_mlp, self.norm2.eps)
+        return gated_residual(x, gate_mlp, self.mlp(mlp_in))
 
 
 class FinalLayer(nn.Module):
@@ -143,8 +187,10 @@ class FinalLayer(nn.Module):
         return self.adaLN_modulation(c)
 
     def forward(self, x: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        shift, scale = modulation.chunk(2, dim=-1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))
+        """Runs in the dtype of its own weights (float32 at reduced precision)."""
+        x = to_compute_dtype(x, self.linear.weight.dtype)
+        shift, scale = modulation.to(x.dtype).chunk(2, dim=-1)
+        return self.linear(modulated_norm(x, shift, scale, self.norm_final.eps))
 
 
 class DiT(nn.Module):
@@ -158,7 +204,7 @@ class DiT(nn.Module):
         self.t_embedder = TimestepEmbedder(dim, config.frequency_embedding_size)
         self.blocks = nn.ModuleList(
             DiTBlock(dim, config.num_heads, config.mlp_ratio) for _ in range(config.depth))
-        self.proj_fusion = fusion_mlp(
+        self.proj_fusion = FusionMlp(
             dim + config.encoder.semantic_dim, config.fusion_hidden_size, 4 * dim)
         self.final_layer = FinalLayer(dim, config.patch_size, config.out_channels)
         self.initialize_weights()
@@ -183,6 +229,11 @@ class DiT(nn.Module):
                       self.final_layer.adaLN_modulation[-1], self.final_layer.linear]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+
+    def inference_cast_modules(self) -> list[nn.Module]:
+        """What runs in bf16 / fp16 at reduced precision (precision.py): the blocks' attention
+        and MLP and the fusion MLP; stem, t embedding, adaLN and final layer stay float32."""
+        return [*(m for b in self.blocks for m in (b.attn, b.mlp)), self.proj_fusion]
 
     def condition(self, t: torch.Tensor) -> Conditioning:
         """Conditioning for raw integer timesteps t: 0-d or (B,)."""
@@ -227,7 +278,7 @@ class DiT(nn.Module):
         if rope is None:
             rope = self.rope_tables(height, width, x.device)
 
-        tokens = self.x_embedder(x)
+        tokens = to_compute_dtype(self.x_embedder(x), compute_dtype_of(self))
         split = self.fusion_after + 1
         for block, modulation in zip(self.blocks[:split], cond.blocks[:split]):
             tokens = block(tokens, modulation, rope.coarse)

@@ -14,7 +14,6 @@ step within it, so an engine may precompute everything that depends on t per sch
 """
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Protocol, runtime_checkable
@@ -25,8 +24,9 @@ from .configs import ModelConfig
 from .dit import CascadeRope, Conditioning
 from .flow_matching import timesteps
 from .pixel_perfect_depth import PixelPerfectDepth
+from .precision import PRECISIONS, cast_for_inference, resolve_precision
+from .rope import RopeTables
 
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 DEFAULT_CACHE_SIZE = 4  # network resolutions (and step schedules) kept; a camera needs one
 
 
@@ -38,13 +38,6 @@ def resolve_device(device: str | torch.device = 'auto') -> torch.device:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError('device cuda requested but torch sees no CUDA device')
     return device
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision name to run with; ValueError for an unknown one."""
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
-    return precision
 
 
 @runtime_checkable
@@ -107,17 +100,33 @@ class ResolutionConstants:
 class TorchEngine:
     """Runs a PixelPerfectDepth in PyTorch on one device.
 
+    ``precision`` ('auto', 'fp32', 'bf16', 'fp16'; see precision.py) casts the model's heavy
+    weights once, in place: the engine owns the model it is given.
+
     Constant work is cached: RoPE tables and the encoder constants per network resolution,
     each schedule's conditioning (t embedding and every block's adaLN vectors); each cache
     keeps the ``cache_size`` most recently used entries. The caches assume the weights no
     longer change (call ``clear_cache`` after editing them).
+
+    ``compile=True`` runs the encoder and the DiT through torch.compile (inductor; CUDA graphs
+    on a GPU). Each new input shape (resolution, batch) compiles once, taking tens of seconds
+    for large models: call ``prepare`` for the expected shapes before the first frame.
     """
 
     def __init__(self, model: PixelPerfectDepth, device: str | torch.device = 'auto',
-                 precision: str = 'fp32', *, cache_size: int = DEFAULT_CACHE_SIZE):
+                 precision: str = 'auto', *, compile: bool = False,
+                 cache_size: int = DEFAULT_CACHE_SIZE):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.dtype = PRECISIONS[self.precision]
         self.model = model.to(self.device).eval().requires_grad_(False)
+        self._encoder_cast = cast_for_inference(self.model, self.dtype)
+        self.compiled = compile
+        self._semantics, self._velocity = self.model.semantics, self.model.velocity
+        if compile:
+            mode = 'reduce-overhead' if self.device.type == 'cuda' else None
+            self._semantics = torch.compile(self.model.semantics, dynamic=False, mode=mode)
+            self._velocity = torch.compile(self.model.velocity, dynamic=False, mode=mode)
         self._resolutions = LruCache(cache_size)
         self._conditions = LruCache(cache_size)
 
@@ -137,44 +146,56 @@ class TorchEngine:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def _autocast(self):
-        if self.precision == 'fp32':
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
-
     def resolution(self, height: int, width: int) -> ResolutionConstants:
         def create() -> ResolutionConstants:
             encoder = self.model.encoder
             stem = self.config.stem_patch_size
+            rope = self.model.dit.rope_tables(height, width, self.device)
             return ResolutionConstants(
-                self.model.dit.rope_tables(height, width, self.device),
+                CascadeRope(*(RopeTables(*(table.to(self.dtype) for table in grid))
+                              for grid in rope)),
                 None if encoder is None else encoder.precompute(height // stem, width // stem))
         return self._resolutions.get((height, width), create)
 
     def conditioning(self, schedule: torch.Tensor) -> Conditioning:
-        """The DiT conditioning of every timestep of ``schedule`` (row i: step i)."""
+        """The DiT conditioning of every timestep of ``schedule`` (row i: step i).
+
+        Computed in float32; the blocks' modulations are then cast to the compute dtype, the
+        final layer's stays float32.
+        """
         def create() -> Conditioning:
-            with self._autocast():
-                return self.model.dit.condition(schedule.to(self.device))
+            cond = self.model.dit.condition(schedule.to(self.device))
+            return cond._replace(blocks=tuple(m.to(self.dtype) for m in cond.blocks))
         return self._conditions.get(tuple(schedule.tolist()), create)
 
     @torch.inference_mode()
     def prepare(self, height: int, width: int, steps: int, batch: int = 1) -> None:
-        """Build the constants of one resolution and step count before the first frame."""
+        """Build the constants of one resolution and step count before the first frame, and
+        with ``compile`` the compiled code for one image of that size with ``batch`` samples.
+        """
         self.resolution(height, width)
-        self.conditioning(timesteps(steps, self.config.num_train_timesteps))
+        schedule = timesteps(steps, self.config.num_train_timesteps)
+        self.conditioning(schedule)
+        if self.compiled:
+            image = torch.zeros(1, 3, height, width, device=self.device)
+            semantics = self.semantics(image)
+            if batch > 1:  # as the predictor lays out several samples of one image
+                image = image.repeat_interleave(batch, dim=0)
+                if semantics is not None:
+                    semantics = semantics.repeat_interleave(batch, dim=0)
+            self.velocity(torch.zeros(batch, 1, height, width, device=self.device), image,
+                          semantics, schedule, 0)
 
     @torch.inference_mode()
     def semantics(self, image: torch.Tensor) -> torch.Tensor | None:
         constants = self.resolution(*image.shape[-2:])
-        with self._autocast():
-            return self.model.semantics(image, constants.encoder)
+        tokens = self._semantics(image, constants.encoder)
+        return tokens.clone() if self.compiled and tokens is not None else tokens
 
     @torch.inference_mode()
     def velocity(self, x_t: torch.Tensor, image: torch.Tensor, semantics: torch.Tensor | None,
                  schedule: torch.Tensor, index: int) -> torch.Tensor:
         constants = self.resolution(*x_t.shape[-2:])
         cond = self.conditioning(schedule).select(index)
-        with self._autocast():
-            return self.model.velocity(x_t, image, None, semantics, cond=cond,
-                                       rope=constants.rope)
+        v = self._velocity(x_t, image, None, semantics, cond=cond, rope=constants.rope).float()
+        return v.clone() if self.compiled else v  # compiled outputs may be reused buffers

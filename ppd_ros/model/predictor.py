@@ -28,10 +28,11 @@ from ppd_ros.geometry.depth_upsampling import UPSAMPLING_METHODS, upsample_depth
 
 from .checkpoint import load_checkpoint, load_official
 from .configs import ModelConfig
-from .engine import DEFAULT_CACHE_SIZE, PRECISIONS, Engine, TorchEngine, resolve_device
+from .engine import DEFAULT_CACHE_SIZE, Engine, TorchEngine, resolve_device
 from .flow_matching import sample, timesteps
 from .network_resolution import bounded_network_size, check_network_area, check_network_input
 from .pixel_perfect_depth import PixelPerfectDepth
+from .precision import PRECISIONS
 from .preprocess import image_to_tensor, resize_keep_aspect
 
 __all__ = ['DepthPredictor', 'PRECISIONS', 'Prediction', 'PredictionInterrupted', 'load_predictor',
@@ -82,19 +83,24 @@ class DepthPredictor:
     """Runs PPD on RGB images.
 
     ``model`` is a PixelPerfectDepth, run by a TorchEngine on ``device`` in ``precision``
-    ('fp16' / 'bf16' under torch.autocast, as the reference does on GPU), or any ``Engine``
-    (then ``device`` and ``precision`` are the engine's). ``network_area`` (pixels; None: the
-    variant's training area) sets the network resolution, see network_resolution.py.
+    ('auto': bf16 where the device runs it fast, else fp32; see precision.py), or any
+    ``Engine`` (then ``device``, ``precision`` and ``compile`` are the engine's). The
+    TorchEngine casts the model's weights to the precision in place; ``compile`` runs the
+    networks through torch.compile (see engine.py; ``prepare`` compiles before the first
+    frame). ``network_area`` (pixels; None: the variant's training area) sets the network
+    resolution, see network_resolution.py.
     ``upsampling`` brings the network output to the input size (``depth``): 'edge_aware'
     (default, colour-guided, no value between two surfaces), 'nearest' or 'bilinear' (the
     reference's run.py); see ppd_ros.geometry.depth_upsampling.
     """
 
     def __init__(self, model: PixelPerfectDepth | Engine, device: str | torch.device = 'auto',
-                 precision: str = 'fp32', *, network_area: int | None = None,
-                 cache_size: int = DEFAULT_CACHE_SIZE, upsampling: str = 'edge_aware'):
+                 precision: str = 'auto', *, network_area: int | None = None,
+                 compile: bool = False, cache_size: int = DEFAULT_CACHE_SIZE,
+                 upsampling: str = 'edge_aware'):
         if isinstance(model, PixelPerfectDepth):
-            self.engine: Engine = TorchEngine(model, device, precision, cache_size=cache_size)
+            self.engine: Engine = TorchEngine(model, device, precision, compile=compile,
+                                              cache_size=cache_size)
         elif isinstance(model, Engine):
             self.engine = model
         else:
@@ -273,8 +279,8 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
                    dit_checkpoint: str | os.PathLike | None = None,
                    encoder_checkpoint: str | os.PathLike | None = None,
                    variant: str | Mapping[str, Any] | ModelConfig = 'large',
-                   device: str | torch.device = 'auto', precision: str = 'fp32',
-                   network_area: int | None = None,
+                   device: str | torch.device = 'auto', precision: str = 'auto',
+                   network_area: int | None = None, compile: bool = False,
                    upsampling: str = 'edge_aware', backend: str = 'torch',
                    export_dir: str | os.PathLike | None = None) -> DepthPredictor:
     """Predictor from a ppd_ros checkpoint (its config wins; ``variant`` is ignored) or from the
@@ -301,4 +307,4 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
     else:
         model = load_official(dit_checkpoint, encoder_checkpoint, variant)
     return DepthPredictor(model, device=device, precision=precision, network_area=network_area,
-                          upsampling=upsampling)
+                          compile=compile, upsampling=upsampling)

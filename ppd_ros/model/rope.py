@@ -17,7 +17,11 @@ import torch
 
 
 class RopeTables(NamedTuple):
-    """cos and sin, each (N, head_dim): rows of the token grid in row-major order."""
+    """cos and signed sin, each (N, head_dim): rows of the token grid in row-major order.
+
+    ``sin`` carries the sign of rotate-half: [-sin, sin] within each axis half, so that
+    rope(u) = u * cos + swap_halves(u) * sin with swap_halves([u1, u2]) = [u2, u1].
+    """
 
     cos: torch.Tensor
     sin: torch.Tensor
@@ -44,16 +48,23 @@ def rope_tables(grid_h: int, grid_w: int, head_dim: int, base: float, device=Non
     half = head_dim // 2
     rows, cols = axis_angles(pos[:, 0], half, base), axis_angles(pos[:, 1], half, base)
     angles = torch.cat((rows, cols), dim=-1)
-    return RopeTables(angles.cos(), angles.sin())
+    sign = torch.ones(2, 2, head_dim // 4, device=device)
+    sign[:, 0] = -1.0
+    return RopeTables(angles.cos(), angles.sin() * sign.flatten())
 
 
-def rotate_half_per_axis(u: torch.Tensor) -> torch.Tensor:
-    """[-u2, u1] within each axis half: (..., d) viewed as (..., axis 2, part 2, d/4)."""
-    parts = u.unflatten(-1, (2, 2, u.shape[-1] // 4))
-    first, second = parts.unbind(-2)
-    return torch.stack((-second, first), dim=-2).flatten(-3)
+def swap_halves_per_axis(u: torch.Tensor) -> torch.Tensor:
+    """[u2, u1] within each axis half: (..., d) viewed as (..., axis 2, part 2, d/4)."""
+    return u.unflatten(-1, (2, 2, u.shape[-1] // 4)).flip(-2).flatten(-3)
 
 
-def apply_rope(u: torch.Tensor, tables: RopeTables) -> torch.Tensor:
-    """Rotate u (B, heads, N, head_dim) by the positions of its N tokens."""
-    return u * tables.cos + rotate_half_per_axis(u) * tables.sin
+def apply_rope(u: torch.Tensor, tables: RopeTables, out: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """Rotate u (..., N, head_dim) by the positions of its N tokens (in u's dtype).
+
+    The tables broadcast against u: (N, head_dim) for u (B, heads, N, head_dim), or viewed as
+    (N, 1, head_dim) for u (B, N, heads, head_dim). ``out`` (u's shape, any strides) receives
+    the result, e.g. a transposed view of a tensor in another layout.
+    """
+    cos, sin = tables.cos.to(u.dtype), tables.sin.to(u.dtype)
+    return torch.mul(u, cos, out=out).addcmul_(swap_halves_per_axis(u), sin)

@@ -14,14 +14,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused_linear import linear
 
-def fusion_mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+
+class FusionMlp(nn.Sequential):
     """proj_fusion: Linear, SiLU, Linear, SiLU, Linear (indices 0, 2, 4 hold weights)."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), nn.SiLU(),
-        nn.Linear(hidden_dim, hidden_dim), nn.SiLU(),
-        nn.Linear(hidden_dim, out_dim),
-    )
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__(nn.Linear(in_dim, hidden_dim), nn.SiLU(),
+                         nn.Linear(hidden_dim, hidden_dim), nn.SiLU(),
+                         nn.Linear(hidden_dim, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = linear(x, self[0].weight, self[0].bias, 'silu')
+        x = linear(x, self[2].weight, self[2].bias, 'silu')
+        return linear(x, self[4].weight, self[4].bias)
 
 
 def fusion_input(x: torch.Tensor, semantics: torch.Tensor | None) -> torch.Tensor:
@@ -31,7 +38,7 @@ def fusion_input(x: torch.Tensor, semantics: torch.Tensor | None) -> torch.Tenso
     if semantics.shape[:2] != x.shape[:2]:
         raise ValueError(f'semantic tokens {tuple(semantics.shape)} do not match the '
                          f'g16 tokens {tuple(x.shape)}')
-    return torch.cat((x, F.normalize(semantics, dim=-1, eps=1e-12)), dim=-1)
+    return torch.cat((x, F.normalize(semantics, dim=-1, eps=1e-12).to(x.dtype)), dim=-1)
 
 
 def expand_tokens(z: torch.Tensor, grid_h: int, grid_w: int) -> torch.Tensor:

@@ -20,6 +20,8 @@ from torch import nn
 
 from .configs import EncoderConfig
 from .dit import Mlp, PatchEmbed
+from .fused_linear import linear
+from .precision import compute_dtype_of, to_compute_dtype
 from .preprocess import NETWORK_MULTIPLE, encoder_input
 
 
@@ -59,10 +61,10 @@ class EncoderAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads)
-        qkv = qkv.permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(*qkv.unbind(0))
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+        qkv = linear(x, self.qkv.weight, self.qkv.bias)
+        qkv = qkv.reshape(b, n, 3, self.num_heads, d // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(*qkv.contiguous().unbind(0))  # head-major: faster
+        return linear(out.transpose(1, 2).reshape(b, n, d), self.proj.weight, self.proj.bias)
 
 
 class LayerScale(nn.Module):
@@ -89,9 +91,8 @@ class EncoderBlock(nn.Module):
         self.ls2 = LayerScale(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x)))
-        x = x + self.ls2(self.mlp(self.norm2(x)))
-        return x
+        x = torch.addcmul(x, self.ls1.gamma, self.attn(self.norm1(x)))  # x + ls1(attn(...))
+        return torch.addcmul(x, self.ls2.gamma, self.mlp(self.norm2(x)))
 
 
 class DinoV2Encoder(nn.Module):
@@ -121,6 +122,11 @@ class DinoV2Encoder(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
 
+    def inference_cast_modules(self) -> list[nn.Module]:
+        """What runs in bf16 / fp16 at reduced precision (precision.py): the blocks (their
+        LayerNorm weights stay float32); patch and position embedding stay float32."""
+        return list(self.blocks)
+
     def position_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
         """Stored position embedding resized to a gh x gw patch grid (cls first)."""
         return interpolate_pos_embed(self.pos_embed, grid_h, grid_w,
@@ -147,7 +153,7 @@ class DinoV2Encoder(nn.Module):
             pos_embed = self.position_embedding(grid_h, grid_w)
         x = self.patch_embed(pixels)
         x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
-        x = x + pos_embed.to(x.dtype)
+        x = to_compute_dtype(x + pos_embed.to(x.dtype), compute_dtype_of(self))
         for block in self.blocks:
             x = block(x)
         return self.norm(x)[:, 1:]

@@ -23,7 +23,7 @@ MODEL_DEFAULTS = {
     'encoder_checkpoint': 'models/depth_anything_v2_vitl.pth',
     'variant': 'tiny',
     'device': 'auto',
-    'precision': 'fp32',
+    'precision': 'auto',    # bf16 where the device runs it fast, else fp32
     'num_threads': 0,
     'network_area': 0,      # pixels; 0: the model's training area
     'upsampling': 'edge_aware',  # network output -> image size (geometry.depth_upsampling)
@@ -44,7 +44,9 @@ def device_problem(device: str) -> str | None:
     if DEVICE_PATTERN.match(device):
         return None
     return f"device '{device}' is not one of {DEVICE_CHOICES}"
-PRECISION_CHOICES = ('fp32', 'fp16', 'bf16')
+
+
+PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16')
 UPSAMPLING_CHOICES = ('edge_aware', 'nearest', 'bilinear')
 BACKEND_CHOICES = ('torch', 'onnxruntime', 'tensorrt')
 
@@ -160,15 +162,17 @@ def model_notice(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
 
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
                               variant: str = MODEL_DEFAULTS['variant'], device: str = 'auto',
-                              precision: str = 'fp32', num_threads: int = 0,
+                              precision: str = 'auto', num_threads: int = 0,
                               network_area: int = 0, upsampling: str = 'edge_aware',
-                              backend: str = 'torch', export_dir: str = ''):
+                              backend: str = 'torch', export_dir: str = '',
+                              compile: bool = False):
     """A DepthPredictor from the files weight_files() names for these settings.
 
     Relative paths resolve as in package_paths. num_threads > 0 caps torch's CPU threads.
     network_area > 0 sets the network resolution's area in pixels (0: the training area).
     upsampling: how the network output reaches the image size (UPSAMPLING_CHOICES).
     backend other than 'torch' runs the export in export_dir, made from these weight files.
+    compile runs the torch networks through torch.compile.
     """
     paths = {name: require_weight_file(path, name) for name, path in
              weight_files(checkpoint, dit_checkpoint, encoder_checkpoint, variant).items()}
@@ -184,11 +188,13 @@ def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_chec
     try:
         if 'checkpoint' in paths:
             return load_predictor(str(paths['checkpoint']), device=device, precision=precision,
-                                  network_area=area, upsampling=upsampling, **exported)
+                                  network_area=area, upsampling=upsampling, compile=compile,
+                                  **exported)
         return load_predictor(dit_checkpoint=str(paths['dit_checkpoint']),
                               encoder_checkpoint=str(paths['encoder_checkpoint']),
                               variant=variant, device=device, precision=precision,
-                              network_area=area, upsampling=upsampling, **exported)
+                              network_area=area, upsampling=upsampling, compile=compile,
+                              **exported)
     except (CheckpointError, OSError, ValueError) as err:
         files = ', '.join(str(p) for p in paths.values())
         if exported:

@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help='held-out frames (seeds from 1,000,000; default 200)')
     evaluate.add_argument('--steps', type=int, default=4, help='sampling steps (default 4)')
     evaluate.add_argument('--device', default='cpu', help='cpu, cuda, ... (default cpu)')
+    evaluate.add_argument('--precision', default='fp32', choices=('auto', 'fp32', 'bf16', 'fp16'),
+                          help='inference precision of the DiT models (default fp32; stage-1 '
+                               'models always run fp32)')
     add_num_threads(evaluate)
     evaluate.add_argument('--json', type=Path, default=None,
                           help='also write the per-frame report here (for compare)')
@@ -307,7 +310,7 @@ def _evaluate(args) -> int:
         refuse_overwriting_inputs(args.checkpoints, [args.json], 'choose another --json file')
     try:
         evaluate_checkpoints(args.checkpoints, args.names, args.frames, args.steps, args.device,
-                             args.json, progress=not args.no_progress)
+                             args.json, progress=not args.no_progress, precision=args.precision)
     except ValueError as error:
         raise ToolError(error) from error
     return 0

@@ -31,12 +31,12 @@ SUMMARY_COLUMNS = (('abs_rel', 'AbsRel'), ('d1', 'δ1'), ('edge_chamfer_m', 'edg
                    ('flying_pixel_ratio', 'flying-pixel ratio'))
 
 
-def load_any_predictor(path: str | os.PathLike, device: str = 'cpu'):
-    """Stage1Predictor for a stage-1 file, else load_predictor(checkpoint=path)."""
+def load_any_predictor(path: str | os.PathLike, device: str = 'cpu', precision: str = 'fp32'):
+    """Stage1Predictor for a stage-1 file (always fp32), else load_predictor(checkpoint=path)."""
     if is_stage1_checkpoint(path):
         return Stage1Predictor(load_stage1(path), device)
     from ppd_ros.model.predictor import load_predictor
-    return load_predictor(checkpoint=path, device=device)
+    return load_predictor(checkpoint=path, device=device, precision=precision)
 
 
 def held_out_frames(n_frames: int, width: int = DEFAULT_TRAIN_WIDTH, height: int = DEFAULT_TRAIN_HEIGHT,
@@ -100,7 +100,8 @@ def default_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 
 def evaluate_checkpoints(paths: Sequence[str | os.PathLike], names: Sequence[str] | None = None,
                          n_frames: int = 200, steps: int = 4, device: str = 'cpu',
-                         json_path: str | os.PathLike | None = None, progress: bool = True) -> dict:
+                         json_path: str | os.PathLike | None = None, progress: bool = True,
+                         precision: str = 'fp32') -> dict:
     """Evaluate every checkpoint on the same held-out frames; print the table; write JSON."""
     names = list(names) if names else default_names(paths)
     if len(names) != len(paths):
@@ -114,11 +115,12 @@ def evaluate_checkpoints(paths: Sequence[str | os.PathLike], names: Sequence[str
         else:
             require_file(path)
     frames = held_out_frames(n_frames)
-    report = {'n_frames': n_frames, 'steps': steps, 'seeds': [frames[0][0], frames[-1][0]], 'models': {}}
+    report = {'n_frames': n_frames, 'steps': steps, 'precision': precision,
+              'seeds': [frames[0][0], frames[-1][0]], 'models': {}}
     for number, (name, path) in enumerate(zip(names, paths), 1):
         label = f'{name} ({number}/{len(paths)})' if len(paths) > 1 else name
-        result = evaluate_predictor(load_any_predictor(path, device), frames, steps, progress,
-                                    label)
+        result = evaluate_predictor(load_any_predictor(path, device, precision), frames, steps,
+                                    progress, label)
         report['models'][name] = {'checkpoint': str(path), **result}
     summaries = {name: r['summary'] for name, r in report['models'].items()}
     print(format_table(summaries))
