@@ -14,6 +14,7 @@ step within it, so an engine may precompute everything that depends on t per sch
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Protocol, runtime_checkable
@@ -142,6 +143,13 @@ class TorchEngine:
         """Network resolutions (h, w) whose constants are cached, oldest first."""
         return self._resolutions.keys()
 
+    def _autocast(self):
+        """Autocast for an encoder left in float32 at reduced precision (one that does not
+        opt in to weight casting); a no-op otherwise."""
+        if self.precision == 'fp32' or self._encoder_cast:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
     def synchronize(self) -> None:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
@@ -189,7 +197,8 @@ class TorchEngine:
     @torch.inference_mode()
     def semantics(self, image: torch.Tensor) -> torch.Tensor | None:
         constants = self.resolution(*image.shape[-2:])
-        tokens = self._semantics(image, constants.encoder)
+        with self._autocast():
+            tokens = self._semantics(image, constants.encoder)
         return tokens.clone() if self.compiled and tokens is not None else tokens
 
     @torch.inference_mode()
