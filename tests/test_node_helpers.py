@@ -91,6 +91,7 @@ def test_variant_choices_match_the_model_variants():
     ({'image_transport': 'theora'}, 'image_transport'),
     ({'device': 'gpu0'}, 'device'),
     ({'network_area': 100}, 'network_area'),
+    ({'warmup_size': '640'}, 'warmup_size'),
 ])
 def test_invalid_parameter_combinations_are_explained(change, match):
     assert match in validate_parameters({**DEFAULTS, **change})

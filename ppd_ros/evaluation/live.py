@@ -81,7 +81,7 @@ def _node_command(settings: LiveSettings, source: EvalInput) -> list[str]:
                       encoder_checkpoint=str(files['encoder_checkpoint']))
     params.update(device=model.device, precision=model.precision,
                   num_threads=model.num_threads, network_area=model.network_area,
-                  upsampling=model.upsampling,
+                  upsampling=model.upsampling, compile=model.compile,
                   steps=model.steps, seed=model.seed, samples=model.samples,
                   image_transport='compressed' if source.topics.compressed else 'raw',
                   lazy=False)

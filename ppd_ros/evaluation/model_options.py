@@ -39,6 +39,7 @@ class ModelOptions:
     backend: str = DEFAULTS['backend']
     export_dir: str = DEFAULTS['export_dir']
     samples: int = 1        #: K noise draws per frame (one batch); K > 1 adds confidence
+    compile: bool = DEFAULTS['compile']
 
     def weight_files(self) -> dict[str, str]:
         """{option name: path as given} of the files this configuration loads."""
@@ -68,7 +69,8 @@ class ModelOptions:
                 'device': self.device, 'precision': self.precision, 'steps': self.steps,
                 'seed': self.seed, 'network_area': self.network_area,
                 'upsampling': self.upsampling, 'backend': self.backend,
-                'export_dir': self.export_dir, 'samples': self.samples}
+                'export_dir': self.export_dir, 'samples': self.samples,
+                'compile': self.compile}
 
     def notice(self) -> str | None:
         """One line when the model was trained only on synthetic scenes (the tiny model)."""
@@ -115,6 +117,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                             'tensorrt run the --export-dir made by ppd-export')
     group.add_argument('--export-dir', default=DEFAULTS['export_dir'],
                        help='ppd-export folder for --backend onnxruntime / tensorrt')
+    group.add_argument('--compile', action='store_true', default=DEFAULTS['compile'],
+                       help='backend torch: run the networks through torch.compile (slow first '
+                            'frame, see docs/performance.md)')
     group.add_argument('--steps', type=int, default=DEFAULTS['steps'],
                        help='diffusion sampling steps (default %(default)s)')
     group.add_argument('--seed', type=int, default=DEFAULTS['seed'],
@@ -152,7 +157,8 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
         variant=variant, device=args.device, precision=args.precision,
         num_threads=args.num_threads, steps=args.steps, seed=args.seed,
         network_area=args.network_area, upsampling=args.upsampling,
-        backend=args.backend, export_dir=args.export_dir or '', samples=args.samples)
+        backend=args.backend, export_dir=args.export_dir or '', samples=args.samples,
+        compile=args.compile)
 
 
 def load_model(options: ModelOptions):
@@ -163,15 +169,16 @@ def load_model(options: ModelOptions):
         str(files.get('checkpoint', '')), str(files.get('dit_checkpoint', '')),
         str(files.get('encoder_checkpoint', '')), options.variant, options.device,
         options.precision, options.num_threads, options.network_area, options.upsampling,
-        options.backend, options.export_dir)
+        options.backend, options.export_dir, options.compile)
     import torch
     info = {'name': predictor.config.name,
             'parameters': None if predictor.model is None else
             int(sum(p.numel() for p in predictor.model.parameters())),
             'backend': options.backend,
             'train_size': [predictor.config.train_width, predictor.config.train_height],
-            'device': str(predictor.device), 'precision': options.precision,
+            'device': str(predictor.device), 'precision': predictor.precision,
             'network_area': predictor.network_area, 'upsampling': options.upsampling,
+            'compile': options.compile,
             'steps': options.steps, 'seed': options.seed, 'samples': options.samples,
             'torch_threads': torch.get_num_threads(),
             'weights': {k: str(v) for k, v in files.items()}}

@@ -109,14 +109,15 @@ class TorchEngine:
     keeps the ``cache_size`` most recently used entries. The caches assume the weights no
     longer change (call ``clear_cache`` after editing them).
 
-    ``compile=True`` runs the encoder and the DiT through torch.compile (inductor; CUDA graphs
-    on a GPU). Each new input shape (resolution, batch) compiles once, taking tens of seconds
-    for large models: call ``prepare`` for the expected shapes before the first frame.
+    ``compile=True`` runs the encoder and the DiT through torch.compile (``compile_backend``,
+    inductor by default, with CUDA graphs on a GPU). Each new input shape (resolution, batch)
+    compiles once, taking tens of seconds to minutes: call ``prepare`` for the expected shapes
+    before the first frame.
     """
 
     def __init__(self, model: PixelPerfectDepth, device: str | torch.device = 'auto',
                  precision: str = 'auto', *, compile: bool = False,
-                 cache_size: int = DEFAULT_CACHE_SIZE):
+                 compile_backend: str = 'inductor', cache_size: int = DEFAULT_CACHE_SIZE):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.dtype = PRECISIONS[self.precision]
@@ -125,9 +126,11 @@ class TorchEngine:
         self.compiled = compile
         self._semantics, self._velocity = self.model.semantics, self.model.velocity
         if compile:
-            mode = 'reduce-overhead' if self.device.type == 'cuda' else None
-            self._semantics = torch.compile(self.model.semantics, dynamic=False, mode=mode)
-            self._velocity = torch.compile(self.model.velocity, dynamic=False, mode=mode)
+            options = dict(dynamic=False, backend=compile_backend)
+            if self.device.type == 'cuda' and compile_backend == 'inductor':
+                options['mode'] = 'reduce-overhead'  # CUDA graphs: shapes are static
+            self._semantics = torch.compile(self.model.semantics, **options)
+            self._velocity = torch.compile(self.model.velocity, **options)
         self._resolutions = LruCache(cache_size)
         self._conditions = LruCache(cache_size)
 

@@ -56,7 +56,7 @@ from ppd_ros.pipeline.metric_scaler import (REFERENCE_MODES, ReferenceScaler,
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.package_paths import resolve_package_path
 from ppd_ros.pipeline.predictor_loading import (ModelUnavailableError, load_predictor_from_paths,
-                                                model_notice)
+                                                model_notice, parse_image_size)
 from ppd_ros.pipeline.reference_pairing import ReferencePairing
 from ppd_ros.ros_conventions.camera_info import distortion_warning
 from ppd_ros.ros_conventions.fastdds_profile import (PROFILE, fastdds_major_version,
@@ -162,12 +162,13 @@ class DepthNodeCore:
                     predictor = load_predictor_from_paths(
                         s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant,
                         s.device, s.precision, s.num_threads, s.network_area, s.upsampling,
-                        s.backend, s.export_dir)
+                        s.backend, s.export_dir, s.compile)
             except ModelUnavailableError as err:
                 raise StartupError(str(err)) from err
             notice = model_notice(s.checkpoint, s.dit_checkpoint, s.encoder_checkpoint, s.variant)
             if notice:
                 self.get_logger().info(notice)
+        self._warm_up(predictor, s)
         self._pipeline = DepthPipeline(predictor)
         self._set_geometry(s)
         self._intrinsics_source = ''
@@ -185,6 +186,18 @@ class DepthNodeCore:
         self._worker.start()
         # after the model loaded, so a node that cannot start prints only its fatal line
         self._warn_without_large_message_profile()
+
+    def _warm_up(self, predictor, s: DepthNodeSettings) -> None:
+        size = parse_image_size(s.warmup_size)
+        if size is None or not hasattr(predictor, 'prepare'):
+            return
+        start = time.monotonic()
+        try:
+            predictor.prepare(size[1], size[0], steps=s.steps)
+        except ValueError as err:
+            raise StartupError(f"parameter 'warmup_size': {err}") from err
+        self.get_logger().info(f'prepared the model for {s.warmup_size} images in '
+                               f'{time.monotonic() - start:.1f} s')
 
     def _activate(self) -> None:
         s = self._config[0]

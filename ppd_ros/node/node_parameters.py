@@ -18,7 +18,8 @@ from ppd_ros.pipeline.metric_scaler import (DEPTH_MODES, DepthModeError, ScaleSe
                                             metric_scaler_for_mode)
 from ppd_ros.pipeline.predictor_loading import (BACKEND_CHOICES, DEVICE_PATTERN, MODEL_DEFAULTS,
                                                 PRECISION_CHOICES, UPSAMPLING_CHOICES,
-                                                VARIANT_CHOICES, check_network_area_setting)
+                                                VARIANT_CHOICES, check_network_area_setting,
+                                                parse_image_size)
 from ppd_ros.pipeline.temporal_smoothing import RECOMMENDED as TEMPORAL, TemporalSettings
 from ppd_ros.ros_conventions.qos_matching import RELIABILITY_CHOICES
 
@@ -106,6 +107,13 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   "depth.mode 'moge': MoGe-2's token budget for its own grid, 0..9 as its "
                   'infer (9: the most tokens, e.g. 3600 for the Large model).', read_only=True,
                   int_range=(0, 9)),
+    ParameterSpec('compile', MODEL_DEFAULTS['compile'],
+                  'Backend torch: run the networks through torch.compile (needs a C++ compiler '
+                  'on CPU). Each new image size compiles once, for tens of seconds to minutes: '
+                  "give the camera's size in warmup_size to do it at start-up.", read_only=True),
+    ParameterSpec('warmup_size', '', "Image size 'WIDTHxHEIGHT' (e.g. 640x480) to prepare the "
+                  'model for at start-up (with compile: compile it), so that the first frame '
+                  "is not slow; '' skips it.", read_only=True),
     # --- input (read-only) ---
     ParameterSpec('image_transport', 'raw',
                   "raw: subscribe to sensor_msgs/Image on 'image'; compressed: to "
@@ -259,6 +267,8 @@ class DepthNodeSettings:
     moge_checkpoint: str
     moge_grid: str
     moge_resolution_level: int
+    compile: bool
+    warmup_size: str
     image_transport: str
     qos_reliability: str
     qos_depth: int
@@ -337,6 +347,10 @@ def validate_parameters(values: Mapping[str, Any]) -> str | None:
     problem = check_network_area_setting(values['network_area'])
     if problem:
         return f"parameter 'network_area': {problem}"
+    try:
+        parse_image_size(values['warmup_size'])
+    except ValueError as err:
+        return f"parameter 'warmup_size': {err}"
     if not values['depth.min_m'] < values['depth.max_m']:
         return (f"depth.min_m ({values['depth.min_m']}) must be below depth.max_m "
                 f"({values['depth.max_m']})")

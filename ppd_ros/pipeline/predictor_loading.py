@@ -29,6 +29,7 @@ MODEL_DEFAULTS = {
     'upsampling': 'edge_aware',  # network output -> image size (geometry.depth_upsampling)
     'backend': 'torch',
     'export_dir': '',       # ppd-export folder, for backends other than torch
+    'compile': False,       # torch.compile the networks (slow start, see docs/performance.md)
     'steps': 4,
     'seed': 0,
     'samples': 1,           # noise draws per frame (one batch); > 1 adds a confidence map
@@ -65,6 +66,17 @@ def parse_network_area(text: str | int) -> int:
         return int(text or 0)
     raise ValueError(f'network area must be WIDTHxHEIGHT (e.g. 768x576) or a pixel count, '
                      f'got {text!r}')
+
+
+def parse_image_size(text: str) -> tuple[int, int] | None:
+    """'640x480' (width x height) -> (640, 480); '' -> None."""
+    text = str(text).strip().lower()
+    if not text:
+        return None
+    match = re.fullmatch(r'(\d+)\s*x\s*(\d+)', text)
+    if not match or min(int(match.group(1)), int(match.group(2))) < 1:
+        raise ValueError(f'image size must be WIDTHxHEIGHT (e.g. 640x480), got {text!r}')
+    return int(match.group(1)), int(match.group(2))
 
 
 def check_network_area_setting(area: int) -> str | None:
