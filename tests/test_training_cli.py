@@ -34,12 +34,12 @@ def runs(tmp_path_factory):
 
 def test_stage2_uses_the_stage1_encoder_and_exports_float16(runs):
     stage1 = load_stage1(runs / 's1' / 'final.safetensors')
-    fp32 = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu').model
+    fp32 = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu', precision='fp32').model
     for key, value in stage1.encoder.state_dict().items():
         assert torch.equal(fp32.encoder.state_dict()[key], value)
     exported = runs / 'tiny_ppd.safetensors'
     assert exported.stat().st_size < 0.6 * (runs / 'sp' / 'final.safetensors').stat().st_size
-    half = load_predictor(checkpoint=exported, device='cpu')
+    half = load_predictor(checkpoint=exported, device='cpu', precision='fp32')
     metadata = read_checkpoint_metadata(exported)
     assert json.loads(metadata['steps']) == 2 and metadata['storage_dtype'] == 'float16'
     assert metadata['command'].startswith('ppd-train stage2')
@@ -49,7 +49,7 @@ def test_stage2_uses_the_stage1_encoder_and_exports_float16(runs):
 
 
 def test_vanilla_has_no_encoder(runs):
-    model = load_predictor(checkpoint=runs / 'van' / 'final.safetensors', device='cpu').model
+    model = load_predictor(checkpoint=runs / 'van' / 'final.safetensors', device='cpu', precision='fp32').model
     assert model.encoder is None and model.config.name == 'tiny_vanilla'
 
 
@@ -73,8 +73,8 @@ def test_fine_tuning_starts_from_the_given_checkpoint(runs, capsys):
     assert main(['stage2', '--init', str(start), '--out', str(runs / 'ft'), '--lr', '0',
                  *COMMON]) == 0
     torch.set_num_threads(threads)
-    before = load_predictor(checkpoint=start, device='cpu').model.state_dict()
-    after = load_predictor(checkpoint=runs / 'ft' / 'final.safetensors', device='cpu').model
+    before = load_predictor(checkpoint=start, device='cpu', precision='fp32').model.state_dict()
+    after = load_predictor(checkpoint=runs / 'ft' / 'final.safetensors', device='cpu', precision='fp32').model
     for key, value in after.state_dict().items():  # lr 0: nothing moved, and nothing is random
         assert value.dtype == torch.float32 and torch.equal(value, before[key]), key
     metadata = read_checkpoint_metadata(runs / 'ft' / 'final.safetensors')
@@ -131,8 +131,8 @@ def test_fine_tuning_with_stage1_swaps_in_that_encoder(runs):
                  '--out', str(runs / 'reprompt'), '--lr', '0', *COMMON]) == 0
     torch.set_num_threads(threads)
     encoder = load_stage1(new_stage1 / 'final.safetensors').encoder.state_dict()
-    dit_before = load_predictor(checkpoint=start, device='cpu').model.state_dict()
-    after = load_predictor(checkpoint=runs / 'reprompt' / 'final.safetensors', device='cpu').model
+    dit_before = load_predictor(checkpoint=start, device='cpu', precision='fp32').model.state_dict()
+    after = load_predictor(checkpoint=runs / 'reprompt' / 'final.safetensors', device='cpu', precision='fp32').model
     old_encoder = {k[len('encoder.'):]: v for k, v in dit_before.items() if k.startswith('encoder.')}
     assert any(not torch.equal(encoder[k], old_encoder[k]) for k in encoder)  # a different encoder
     for key, value in after.state_dict().items():
@@ -152,14 +152,14 @@ def test_stage1_encoder_grows_by_identity_blocks_and_reprompts_the_dit(runs, cap
                  '--out', str(runs / 'sp_grown'), '--lr', '0', *COMMON]) == 0
     assert main(['stage2', '--stage1', str(grown_path), '--out', str(runs / 'sp_new'), *COMMON]) == 0
     torch.set_num_threads(threads)
-    from_scratch = load_predictor(checkpoint=runs / 'sp_new' / 'final.safetensors', device='cpu').model
+    from_scratch = load_predictor(checkpoint=runs / 'sp_new' / 'final.safetensors', device='cpu', precision='fp32').model
     assert from_scratch.config.encoder.depth == 6
     before, grown = load_stage1(start).eval(), load_stage1(grown_path).eval()
     assert before.config.encoder.depth == 4 and grown.config.encoder.depth == 6
     image = torch.rand(2, 3, 96, 128)
     assert torch.equal(before(image), grown(image))  # the new blocks start as identities
-    sp = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu').model
-    reprompted = load_predictor(checkpoint=runs / 'sp_grown' / 'final.safetensors', device='cpu').model
+    sp = load_predictor(checkpoint=runs / 'sp' / 'final.safetensors', device='cpu', precision='fp32').model
+    reprompted = load_predictor(checkpoint=runs / 'sp_grown' / 'final.safetensors', device='cpu', precision='fp32').model
     assert reprompted.config.encoder == grown.config.encoder
     for key, value in reprompted.dit.state_dict().items():  # the DiT is kept as it was
         assert torch.equal(value, sp.dit.state_dict()[key]), key
@@ -222,7 +222,7 @@ def test_int8_encoder_chain_stage1_to_sp_dit_to_shared_head(runs, tmp_path, caps
     assert main(['export', str(stage1_int8), str(head), '--share-encoder-with', str(sp_dit),
                  '--int8', 'encoder.']) == 0
     expected = load_stage1(stage1_int8)
-    shipped = load_predictor(checkpoint=sp_dit, device='cpu').model
+    shipped = load_predictor(checkpoint=sp_dit, device='cpu', precision='fp32').model
     for key, value in load_stage1(head).state_dict().items():
         assert torch.equal(value, expected.state_dict()[key]), key
     for key, value in expected.encoder.state_dict().items():  # the encoder the DiT was trained with

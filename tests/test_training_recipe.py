@@ -51,7 +51,7 @@ def test_shipped_sp_dit_is_prompted_by_the_shipped_stage1_encoder():
     from ppd_ros.model.predictor import load_predictor
     from ppd_ros.training.stage1_regressor import load_stage1
     stage1 = load_stage1(MODELS / 'tiny_stage1_regressor.safetensors').encoder.state_dict()
-    encoder = load_predictor(checkpoint=MODELS / 'tiny_ppd.safetensors', device='cpu').model.encoder
+    encoder = load_predictor(checkpoint=MODELS / 'tiny_ppd.safetensors', device='cpu', precision='fp32').model.encoder
     assert encoder.state_dict().keys() == stage1.keys()
     for key, value in encoder.state_dict().items():
         assert torch.equal(value, stage1[key]), key

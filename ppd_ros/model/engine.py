@@ -28,7 +28,7 @@ from .pixel_perfect_depth import PixelPerfectDepth
 from .precision import PRECISIONS, cast_for_inference, resolve_precision
 from .rope import RopeTables
 
-DEFAULT_CACHE_SIZE = 4  # network resolutions (and step schedules) kept; a camera needs one
+DEFAULT_CACHE_SIZE = 2  # network resolutions (and step schedules) kept; a camera needs one
 
 
 def resolve_device(device: str | torch.device = 'auto') -> torch.device:
