@@ -2,6 +2,7 @@
 
     python bench/bench_model.py                   # the ratio tables: tiny, Large 512x384, 256x320
     python bench/bench_model.py --only tiny       # a subset of the cases (tiny, large)
+    python bench/bench_model.py --only large:384x512 --engines 'bf16 eager'  # fp32 eager + these
     python bench/bench_model.py --resolution      # network-resolution trade-off tables
     python bench/bench_model.py --spec            # fp32 eager against tests/spec_reference_impl.py
     python bench/bench_model.py --device cuda     # per-stage milliseconds on a GPU
@@ -11,9 +12,10 @@ compiled, plus any entry of EXTRA_ENGINES) predicts the same image with the same
 case's network size (``resize=False``), interleaved rep by rep, so the ratios share the
 machine's load; times are medians. Large uses random full-size weights (tests/
 spec_reference_impl.random_state), tiny the shipped models/tiny_ppd.safetensors. ``prepare``
-is the warm-up before the first frame (compilation for compiled engines). Memory: the
-engine's weights, and its peak working memory (RSS sampled during its calls, minus the RSS
-before them; CUDA: torch's peak allocation).
+is the warm-up before the first frame plus a one-step first frame (compilation for compiled
+engines; oneDNN's kernel set-up for eager ones), so a 4-step fp32 Large frame is not paid
+twice. Memory: the engine's weights, and its peak working memory (RSS sampled during its
+calls, minus the RSS before them; CUDA: torch's peak allocation).
 """
 from __future__ import annotations
 
@@ -119,7 +121,8 @@ class PeakMemory:
 
 # ----------------------------------------------------------------------------- ratios
 
-def ratio_worker(variant: str, height: int, width: int, reps: int, device: str) -> dict:
+def ratio_worker(variant: str, height: int, width: int, reps: int, device: str,
+                 engines: list[str]) -> dict:
     import numpy as np
     import torch
 
@@ -132,6 +135,8 @@ def ratio_worker(variant: str, height: int, width: int, reps: int, device: str) 
     models = {}   # precision -> model, shared by the eager and compiled engines
     predictors, rows = {}, {}
     for name, options in ENGINES.items():
+        if name not in engines:
+            continue
         precision = options['precision']
         if precision not in models:
             models[precision] = fresh_model(variant, state)
@@ -147,7 +152,7 @@ def ratio_worker(variant: str, height: int, width: int, reps: int, device: str) 
         start = time.perf_counter()
         with rows[name]['peak']:
             predictor.prepare(height, width, STEPS, resize=False)
-            predictor.predict(rgb, steps=STEPS, noise=noise, resize=False)  # first frame
+            predictor.predict(rgb, steps=1, noise=noise, resize=False)  # first frame
         rows[name]['prepare_s'] = time.perf_counter() - start
     reference = None
     for rep in range(reps):
@@ -397,7 +402,8 @@ def in_subprocess(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-WORKERS = {'ratio': lambda v, h, w, r, d: ratio_worker(v, int(h), int(w), int(r), d),
+WORKERS = {'ratio': lambda v, h, w, r, d, e: ratio_worker(v, int(h), int(w), int(r), d,
+                                                          json.loads(e)),
            'spec': lambda h, w, r: spec_worker(int(h), int(w), int(r)),
            'tiny_resolution': lambda f: tiny_resolution_worker(int(f)),
            'large_steps': large_step_worker,
@@ -407,7 +413,10 @@ WORKERS = {'ratio': lambda v, h, w, r, d: ratio_worker(v, int(h), int(w), int(r)
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--worker', help=argparse.SUPPRESS)
-    parser.add_argument('--only', nargs='*', help='variants of the ratio cases (tiny, large)')
+    parser.add_argument('--only', nargs='*',
+                        help='ratio cases by variant or variant:HxW (tiny, large, large:384x512)')
+    parser.add_argument('--engines', nargs='*', choices=list(ENGINES),
+                        help="engines besides 'fp32 eager' (default: all)")
     parser.add_argument('--reps', type=int, help='timed runs per engine (default per case)')
     parser.add_argument('--resolution', action='store_true',
                         help='network-resolution tables instead of the ratio tables')
@@ -441,11 +450,12 @@ def main() -> int:
         print(resolution_tables(tiny, large))
         return 0
     for variant, h, w, reps in CASES:
-        if args.only and variant not in args.only:
+        if args.only and not {variant, f'{variant}:{h}x{w}'} & set(args.only):
             continue
         print(f'running {variant} {h}x{w} ...', file=sys.stderr, flush=True)
+        engines = ['fp32 eager', *(ENGINES if args.engines is None else args.engines)]
         case = in_subprocess('ratio', variant, str(h), str(w), str(args.reps or reps),
-                             args.device)
+                             args.device, json.dumps(engines))
         print(ratio_table(case), flush=True)
     return 0
 
