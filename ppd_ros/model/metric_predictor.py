@@ -155,5 +155,5 @@ def metric_predictor(ppd: PixelPerfectDepth, moge, device: str | torch.device = 
     engine = (SharedEncoderEngine(ppd, device, precision) if grid == 'shared'
               else TorchEngine(ppd, device, precision))
     depth = DepthPredictor(engine, network_area=network_area, upsampling=upsampling)
-    moge_predictor = MoGe2Predictor(moge, depth.device, precision, resolution_level)
+    moge_predictor = MoGe2Predictor(moge, depth.device, engine.precision, resolution_level)
     return MetricDepthPredictor(depth, moge_predictor, grid)

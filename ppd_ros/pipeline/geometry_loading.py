@@ -51,7 +51,7 @@ def load_metric_predictor_from_paths(checkpoint: str, dit_checkpoint: str,
     else:
         path = require_weight_file(moge_checkpoint, 'moge_checkpoint')  # before the slow part
         ppd = load_predictor_from_paths(checkpoint, dit_checkpoint, encoder_checkpoint, variant,
-                                        'cpu', precision, num_threads, network_area).model
+                                        'cpu', 'fp32', num_threads, network_area).model
         try:
             from ppd_ros.model.moge2_checkpoint import load_any_moge2
             moge = load_any_moge2(path)
