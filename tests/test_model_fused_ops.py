@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from ppd_ros.model.dit import gated_residual, modulate, modulated_norm, rope_heads_first
-from ppd_ros.model.fused_linear import ACTIVATIONS, fused_kernel_applies, linear
+from ppd_ros.model.fused_linear import (ACTIVATIONS, fused_kernel_applies, fused_linear_enabled,
+                                        linear, set_fused_linear)
 from ppd_ros.model.rope import RopeTables, apply_rope, rope_tables
 
 
@@ -13,8 +14,28 @@ def g():
     return torch.Generator().manual_seed(0)
 
 
+@pytest.fixture
+def fused_on():
+    before = fused_linear_enabled()
+    set_fused_linear(True)
+    yield
+    set_fused_linear(before)
+
+
+def test_fused_kernel_is_off_unless_enabled(g):
+    x, w = torch.randn(2, 5, 8, generator=g), torch.randn(4, 8, generator=g)
+    before = fused_linear_enabled()
+    try:
+        set_fused_linear(False)
+        with torch.inference_mode():
+            assert not fused_kernel_applies(x, w)
+            torch.testing.assert_close(linear(x, w, None, 'silu'), F.silu(F.linear(x, w)))
+    finally:
+        set_fused_linear(before)
+
+
 @pytest.mark.parametrize('activation', sorted(ACTIVATIONS, key=str))
-def test_linear_with_fused_activation_matches_eager(g, activation):
+def test_linear_with_fused_activation_matches_eager(g, activation, fused_on):
     x = torch.randn(2, 37, 64, generator=g)
     w, b = 0.1 * torch.randn(96, 64, generator=g), torch.randn(96, generator=g)
     expected = ACTIVATIONS[activation][2](F.linear(x, w, b))
@@ -27,7 +48,7 @@ def test_linear_with_fused_activation_matches_eager(g, activation):
     torch.testing.assert_close(strided, expected[..., :48], atol=2e-6, rtol=1e-5)
 
 
-def test_linear_keeps_autograd_when_gradients_are_on(g):
+def test_linear_keeps_autograd_when_gradients_are_on(g, fused_on):
     x = torch.randn(3, 8, generator=g)
     w = torch.randn(4, 8, generator=g).requires_grad_()
     assert not fused_kernel_applies(x, w)

@@ -116,7 +116,7 @@ class TorchEngine:
     """
 
     def __init__(self, model: PixelPerfectDepth, device: str | torch.device = 'auto',
-                 precision: str = 'auto', *, compile: bool = False,
+                 precision: str = 'fp32', *, compile: bool = False,
                  compile_backend: str = 'inductor', cache_size: int = DEFAULT_CACHE_SIZE):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)

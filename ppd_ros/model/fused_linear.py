@@ -7,8 +7,14 @@ the kernel torch.compile itself emits for CPU linears) applies both in the produ
 with the same results up to rounding. It has no backward, so it is used only while gradients
 are off, on CPU tensors outside autocast and outside torch.compile (which fuses by itself);
 everywhere else ``linear`` is F.linear plus the activation.
+
+The fused kernel is off unless enabled (``set_fused_linear(True)`` or PPD_FUSED_LINEAR=1 in the
+environment): oneDNN keeps state for every input shape it meets, so a node that sees many image
+sizes grows by about 3 MB per network size with the tiny model (docs/performance.md).
 """
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -22,13 +28,25 @@ ACTIVATIONS = {
 }
 _POINTWISE = (getattr(torch.ops.mkldnn, '_linear_pointwise', None)
               if torch.backends.mkldnn.is_available() else None)
+_enabled = os.environ.get('PPD_FUSED_LINEAR', '') == '1'
+
+
+def set_fused_linear(enabled: bool) -> None:
+    """Turn oneDNN's fused linear kernel on or off for this process (off by default)."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def fused_linear_enabled() -> bool:
+    """Whether ``set_fused_linear`` (or PPD_FUSED_LINEAR=1) turned the fused kernel on."""
+    return _enabled
 
 
 def fused_kernel_applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether ``linear`` runs oneDNN's fused kernel for these tensors."""
-    return (_POINTWISE is not None and x.device.type == 'cpu' and not torch.is_grad_enabled()
-            and x.dtype == weight.dtype and not torch.is_autocast_enabled('cpu')
-            and not torch.compiler.is_compiling())
+    return (_enabled and _POINTWISE is not None and x.device.type == 'cpu'
+            and not torch.is_grad_enabled() and x.dtype == weight.dtype
+            and not torch.is_autocast_enabled('cpu') and not torch.compiler.is_compiling())
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

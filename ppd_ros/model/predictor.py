@@ -83,7 +83,7 @@ class DepthPredictor:
     """Runs PPD on RGB images.
 
     ``model`` is a PixelPerfectDepth, run by a TorchEngine on ``device`` in ``precision``
-    ('auto': bf16 where the device runs it fast, else fp32; see precision.py), or any
+    ('fp32' by default; 'auto': bf16 where the device runs it fast; see precision.py), or any
     ``Engine`` (then ``device``, ``precision`` and ``compile`` are the engine's). The
     TorchEngine casts the model's weights to the precision in place; ``compile`` runs the
     networks through torch.compile (see engine.py; ``prepare`` compiles before the first
@@ -95,7 +95,7 @@ class DepthPredictor:
     """
 
     def __init__(self, model: PixelPerfectDepth | Engine, device: str | torch.device = 'auto',
-                 precision: str = 'auto', *, network_area: int | None = None,
+                 precision: str = 'fp32', *, network_area: int | None = None,
                  compile: bool = False, cache_size: int = DEFAULT_CACHE_SIZE,
                  upsampling: str = 'edge_aware'):
         if isinstance(model, PixelPerfectDepth):
@@ -279,7 +279,7 @@ def load_predictor(checkpoint: str | os.PathLike | None = None, *,
                    dit_checkpoint: str | os.PathLike | None = None,
                    encoder_checkpoint: str | os.PathLike | None = None,
                    variant: str | Mapping[str, Any] | ModelConfig = 'large',
-                   device: str | torch.device = 'auto', precision: str = 'auto',
+                   device: str | torch.device = 'auto', precision: str = 'fp32',
                    network_area: int | None = None, compile: bool = False,
                    upsampling: str = 'edge_aware', backend: str = 'torch',
                    export_dir: str | os.PathLike | None = None) -> DepthPredictor:

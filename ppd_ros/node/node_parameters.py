@@ -68,8 +68,9 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   read_only=True, choices=VARIANT_CHOICES),
     ParameterSpec('device', MODEL_DEFAULTS['device'], "Torch device: auto (cuda if available), cpu, cuda or "
                   "cuda:N.", read_only=True),
-    ParameterSpec('precision', MODEL_DEFAULTS['precision'], 'Inference precision. auto: bf16 on a GPU that supports '
-                  'it or a CPU with AMX / AVX512-BF16, else fp32; fp16 for GPUs without bf16.',
+    ParameterSpec('precision', MODEL_DEFAULTS['precision'], 'Inference precision: fp32, bf16, fp16 (GPUs without '
+                  'bf16) or auto: bf16 on a GPU that supports it or a CPU with AMX / '
+                  'AVX512-BF16, else fp32. bf16 on CPU keeps memory per image size.',
                   read_only=True, choices=PRECISION_CHOICES),
     ParameterSpec('num_threads', MODEL_DEFAULTS['num_threads'], 'CPU threads for torch; 0 keeps the torch default.',
                   read_only=True, int_range=(0, 256)),

@@ -23,7 +23,7 @@ MODEL_DEFAULTS = {
     'encoder_checkpoint': 'models/depth_anything_v2_vitl.pth',
     'variant': 'tiny',
     'device': 'auto',
-    'precision': 'auto',    # bf16 where the device runs it fast, else fp32
+    'precision': 'fp32',    # 'auto': bf16 where the device runs it fast (docs/performance.md)
     'num_threads': 0,
     'network_area': 0,      # pixels; 0: the model's training area
     'upsampling': 'edge_aware',  # network output -> image size (geometry.depth_upsampling)
@@ -174,7 +174,7 @@ def model_notice(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
 
 def load_predictor_from_paths(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
                               variant: str = MODEL_DEFAULTS['variant'], device: str = 'auto',
-                              precision: str = 'auto', num_threads: int = 0,
+                              precision: str = 'fp32', num_threads: int = 0,
                               network_area: int = 0, upsampling: str = 'edge_aware',
                               backend: str = 'torch', export_dir: str = '',
                               compile: bool = False):
