@@ -185,6 +185,26 @@ def test_variant_picks_the_weights_unless_a_checkpoint_is_given():
     assert weight_files(*defaults) == {'checkpoint': TINY_CHECKPOINT}   # the shared default
 
 
+def test_large_moge_left_at_the_default_paths_loads_its_own_release_files():
+    from ppd_ros.pipeline.geometry_loading import load_metric_predictor_from_paths
+    from ppd_ros.pipeline.predictor_loading import (MODEL_DEFAULTS, ModelUnavailableError,
+                                                    load_predictor_from_paths, weight_files)
+    defaults = (MODEL_DEFAULTS['dit_checkpoint'], MODEL_DEFAULTS['encoder_checkpoint'])
+    assert weight_files('', *defaults, 'large_moge') == {
+        'dit_checkpoint': 'models/ppd_moge.pth',
+        'encoder_checkpoint': 'models/moge-2-vitl-normal.pt'}
+    # paths the user gave are kept, and large keeps the Depth-Anything-v2 pair
+    assert weight_files('', 'mine.pth', defaults[1], 'large_moge')['dit_checkpoint'] == 'mine.pth'
+    assert weight_files('', *defaults, 'large') == {'dit_checkpoint': defaults[0],
+                                                    'encoder_checkpoint': defaults[1]}
+    # the missing file named in the error is the variant's own, for both loaders
+    with pytest.raises(ModelUnavailableError, match="dit_checkpoint 'models/ppd_moge.pth'"):
+        load_predictor_from_paths('', *defaults, 'large_moge')
+    with pytest.raises(ModelUnavailableError, match="dit_checkpoint 'models/ppd_moge.pth'"):
+        load_metric_predictor_from_paths('', *defaults, 'models/tiny_moge2.safetensors',
+                                         'large_moge')
+
+
 def test_messages_carry_layout_intrinsics_and_payload():
     from std_msgs.msg import Header
     from sensor_msgs.msg import CameraInfo

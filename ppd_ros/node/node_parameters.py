@@ -56,10 +56,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
                   'against the package share directory, the source checkout, then the working '
                   'directory.', read_only=True),
     ParameterSpec('dit_checkpoint', MODEL_DEFAULTS['dit_checkpoint'],
-                  'Official PPD DiT weights, used by variant large (get them with ppd-fetch).',
+                  'Official PPD DiT weights, used by variants large and large_moge (get them '
+                  'with ppd-fetch); left at this default, large_moge loads models/ppd_moge.pth.',
                   read_only=True),
     ParameterSpec('encoder_checkpoint', MODEL_DEFAULTS['encoder_checkpoint'],
-                  'Official Depth Anything v2 ViT-L weights, used by variant large.',
+                  'Official Depth Anything v2 ViT-L weights, used by variant large; left at '
+                  "this default, large_moge loads MoGe-2's models/moge-2-vitl-normal.pt.",
                   read_only=True),
     ParameterSpec('variant', MODEL_DEFAULTS['variant'],
                   'Without checkpoint: tiny loads the shipped models/tiny_ppd.safetensors '

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from ppd_ros.pipeline.predictor_loading import (ModelUnavailableError, load_predictor_from_paths,
-                                                require_weight_file)
+                                                official_files, require_weight_file)
 
 GRID_CHOICES = ('auto', 'exact')
 DEFAULT_MOGE_CHECKPOINT = 'models/tiny_moge2.safetensors'
@@ -36,6 +36,8 @@ def load_metric_predictor_from_paths(checkpoint: str, dit_checkpoint: str,
     from ppd_ros.model.metric_predictor import metric_predictor
     grid_choice = None if grid == 'auto' else 'exact'
     if shares_moge_encoder(checkpoint, variant):
+        dit_checkpoint, encoder_checkpoint = official_files(dit_checkpoint, encoder_checkpoint,
+                                                            variant)
         paths = [require_weight_file(dit_checkpoint, 'dit_checkpoint'),
                  require_weight_file(encoder_checkpoint, 'encoder_checkpoint')]
         try:

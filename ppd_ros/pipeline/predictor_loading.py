@@ -6,6 +6,8 @@ Which files a configuration loads (weight_files):
   checkpoint set       -> that ppd_ros .safetensors (it carries its config; variant ignored)
   variant 'tiny'       -> the shipped tiny model, TINY_CHECKPOINT
   variant large/small  -> the official files dit_checkpoint + encoder_checkpoint
+  variant large_moge   -> the same settings; left at their defaults they name that variant's
+                          release files (official_files: ppd_moge.pth + MoGe-2's model.pt)
 The default is the tiny model: it ships with the package and runs on any CPU, but it was
 trained only on synthetic rooms (synthetic_model_notice says so whenever one is loaded).
 """
@@ -35,6 +37,9 @@ MODEL_DEFAULTS = {
     'samples': 1,           # noise draws per frame (one batch); > 1 adds a confidence map
 }
 VARIANT_CHOICES = ('tiny', 'small', 'large', 'large_moge')
+#: (dit_checkpoint, encoder_checkpoint) a variant loads while both settings keep their defaults
+#: (which name the Depth-Anything-v2 pair of large and small).
+VARIANT_RELEASE_FILES = {'large_moge': ('models/ppd_moge.pth', 'models/moge-2-vitl-normal.pt')}
 #: Torch devices a setting may name.
 DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?|mps)$')
 DEVICE_CHOICES = 'auto, cpu, cuda, cuda:N or mps'
@@ -146,7 +151,22 @@ def weight_files(checkpoint: str, dit_checkpoint: str, encoder_checkpoint: str,
         return {'checkpoint': checkpoint}
     if variant == 'tiny':
         return {'checkpoint': TINY_CHECKPOINT}
+    dit_checkpoint, encoder_checkpoint = official_files(dit_checkpoint, encoder_checkpoint,
+                                                        variant)
     return {'dit_checkpoint': dit_checkpoint, 'encoder_checkpoint': encoder_checkpoint}
+
+
+def official_files(dit_checkpoint: str, encoder_checkpoint: str, variant: str) -> tuple[str, str]:
+    """The (DiT, encoder) release files ``variant`` loads: a setting left at its default names
+    the variant's own file (VARIANT_RELEASE_FILES), one the user set is kept."""
+    release = VARIANT_RELEASE_FILES.get(variant)
+    if release is None:
+        return dit_checkpoint, encoder_checkpoint
+    if dit_checkpoint == MODEL_DEFAULTS['dit_checkpoint']:
+        dit_checkpoint = release[0]
+    if encoder_checkpoint == MODEL_DEFAULTS['encoder_checkpoint']:
+        encoder_checkpoint = release[1]
+    return dit_checkpoint, encoder_checkpoint
 
 
 def synthetic_model_notice(checkpoint: str | Path) -> str | None:
