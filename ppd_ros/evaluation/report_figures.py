@@ -62,6 +62,17 @@ def _cmap(plt, name: str):
     return plt.get_cmap(name).with_extremes(bad=(0.5, 0.5, 0.5))  # invalid pixels: grey
 
 
+def _save_image_figure(plt, fig, axes, title: str, path: Path) -> Path:
+    """Image panels without ticks, the title above them, saved as a ppd_ros picture."""
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=150, metadata={'Software': PNG_SOFTWARE})
+    plt.close(fig)
+    return path
+
+
 def side_by_side_picture(path: Path, rgb: np.ndarray, prediction: np.ndarray,
                          gt: np.ndarray | None, title: str, metric: bool) -> Path:
     """Write the picture; without GT only RGB | prediction. ``prediction`` is metres when
@@ -96,13 +107,7 @@ def side_by_side_picture(path: Path, rgb: np.ndarray, prediction: np.ndarray,
         axes[1].set_title('prediction')
         fig.colorbar(image, ax=axes[1], orientation='horizontal',
                      label='depth [m]' if metric else 'relative depth (larger = farther)')
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=150, metadata={'Software': PNG_SOFTWARE})
-    plt.close(fig)
-    return path
+    return _save_image_figure(plt, fig, axes, title, path)
 
 
 @dataclass
@@ -201,10 +206,4 @@ def spread_picture(path: Path, rgb: np.ndarray, spread: np.ndarray, title: str) 
     axes[1].set_title('spread of the draws')
     fig.colorbar(image, ax=axes[1], orientation='horizontal', extend='max',
                  label='relative depth units (larger = less sure)')
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=150, metadata={'Software': PNG_SOFTWARE})
-    plt.close(fig)
-    return path
+    return _save_image_figure(plt, fig, axes, title, path)
